@@ -8,11 +8,13 @@ requests concurrently, and stopped once.  It keeps no per-request state on
 ``authenticate`` answers with exactly one of:
 
 * :class:`Authenticated`: the request carried valid credentials of this scheme;
-* :class:`Challenge`: it carried none (or none this scheme understands); the
-  challenge is offered to the client in a ``WWW-Authenticate`` header;
+* :class:`Challenge`: it carried none (or none this scheme understands), or a
+  multi-leg handshake goes on; the challenge is offered to the client in a
+  ``WWW-Authenticate`` header next to those of the other schemes;
 * raising :class:`AuthenticationError`: it carried credentials of this scheme
   that are malformed (400), wrong (401) or not allowed in (403).  The filter
-  stops there; no other scheme is tried.
+  stops there; no other scheme is tried.  A 401 offers every scheme's
+  :attr:`AuthScheme.challenge` again.
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ class AuthScheme(abc.ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release what ``start`` acquired."""
+
+    @property
+    @abc.abstractmethod
+    def challenge(self) -> Challenge:
+        """What a client without credentials is offered (e.g. ``Negotiate``)."""
 
     @abc.abstractmethod
     async def authenticate(self, request: web.Request) -> Authenticated | Challenge:

@@ -23,6 +23,8 @@ ANONYMOUS = "anonymous"
 MAX_USER_NAME = 64
 # HttpFS's default user pattern (dfs.webhdfs.user.provider.user.pattern).
 _USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\$?")
+# hadoop-auth's PseudoAuthenticationHandler offers this challenge.
+_CHALLENGE = Challenge("PseudoAuth")
 
 
 def check_user_name(name: str) -> str | None:
@@ -58,12 +60,16 @@ class SimpleScheme(AuthScheme):
     def from_options(cls, options: SimpleOptions) -> SimpleScheme:
         return cls(options)
 
+    @property
+    def challenge(self) -> Challenge:
+        return _CHALLENGE
+
     async def authenticate(self, request: web.Request) -> Authenticated | Challenge:
         names = param_values(request.rel_url.raw_query_string, USER_NAME_PARAM)
         if not names:
             if self._anonymous_allowed:
                 return Authenticated(ANONYMOUS, ANONYMOUS, self.type_name)
-            return Challenge("PseudoAuth")
+            return _CHALLENGE
         if len(set(names)) > 1:
             raise AuthenticationError("user.name is given more than once with different values", status=400)
         problem = check_user_name(names[0])
