@@ -1,0 +1,95 @@
+"""Assembling the gateway application from a validated configuration.
+
+Data flows one way: client -> auth filter -> dialect -> proxy -> backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from authplugins import AuthScheme, scheme_class
+from gateway.authfilter import IDENTITY, AuthFilter
+from gateway.config import Config
+from gateway.cookie import CookieCodec, KeyRing
+from gateway.dialects import DIALECTS, Dialect
+from gateway.identity import IdentitySigner
+from gateway.log import server_logger
+from gateway.proxy import UpstreamError, UpstreamProxy
+
+__all__ = ("build_gateway_app",)
+
+_PROXY = web.AppKey("proxy", UpstreamProxy)
+
+
+def build_gateway_app(
+    config: Config,
+    *,
+    keyring: KeyRing,
+    backend_url: str,
+    identity_key: bytes | None,
+    unix_socket: str | None = None,
+) -> web.Application:
+    """The gateway app for ``config``.
+
+    ``backend_url`` is where requests go (for the embedded backend, the
+    address it was started on); ``identity_key``, when given, signs the
+    identity header for a backend that verifies it; ``unix_socket`` connects
+    to the backend over that socket instead of TCP.
+    """
+    schemes: list[AuthScheme] = [scheme_class(name).from_options(opts) for name, opts in config.scheme_options]
+    signer = IdentitySigner(identity_key) if identity_key is not None else None
+    dialect: Dialect = DIALECTS[config.backend.dialect](
+        backend_url=backend_url, identity_header=config.backend.identity_header, signer=signer
+    )
+    auth = AuthFilter(
+        schemes=schemes,
+        codec=CookieCodec(keyring, schemes=[s.type_name for s in schemes]),
+        cookie=config.cookie,
+        error_response=dialect.error_response,
+        force_secure=bool(config.server.tls_cert_file),
+    )
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await request.app[_PROXY].forward(
+                request, dialect.forward(request, request[IDENTITY].user), dialect.rewrite_response_headers
+            )
+        except UpstreamError as exc:
+            return dialect.error_response(exc.status, exc.message)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        started: list[AuthScheme] = []
+        session = UpstreamProxy.new_session(
+            connect_timeout=config.backend.connect_timeout,
+            read_timeout=config.backend.read_timeout,
+            max_connections=config.backend.max_connections,
+            unix_socket=unix_socket,
+        )
+        try:
+            for scheme in schemes:
+                await scheme.start()
+                started.append(scheme)
+            app[_PROXY] = UpstreamProxy(
+                backend_url,
+                session=session,
+                reserved_headers=dialect.reserved_headers,
+                cookie_names={config.cookie.name, "hadoop.auth"},
+            )
+            yield
+        finally:
+            for scheme in reversed(started):
+                try:
+                    await scheme.stop()
+                except Exception:  # one scheme's failure must not keep the others running
+                    server_logger.exception("stopping scheme %s failed", scheme.type_name)
+            await session.close()
+
+    app = web.Application(middlewares=[auth.middleware], client_max_size=0)
+    app.on_response_prepare.append(auth.on_response_prepare)
+    app.cleanup_ctx.append(lifetime)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+

@@ -1,0 +1,160 @@
+"""The authentication filter, with hadoop-auth's semantics.
+
+1. A valid session cookie authenticates.
+2. Otherwise the configured schemes are asked in order; the first that
+   authenticates wins and a fresh cookie is issued on the response.
+3. A scheme that refuses presented credentials ends the exchange with its
+   status (400/401/403); when no scheme succeeds, 401 with one
+   ``WWW-Authenticate`` header per scheme.  Either way a cookie the client
+   sent is cleared.
+
+Cookies are set through ``on_response_prepare``, so the same path serves
+streamed proxy responses, error bodies and challenges.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from authplugins import Authenticated, AuthenticationError, AuthScheme, Challenge
+from gateway.config import CookieConfig
+from gateway.cookie import CookieCodec, SessionToken
+from gateway.log import audit_logger, auth_logger
+
+__all__ = ("IDENTITY", "AuthFilter")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorResponder = Callable[..., web.Response]
+
+IDENTITY = web.RequestKey("identity", SessionToken)
+
+
+@dataclass(frozen=True, slots=True)
+class _CookieAction:
+    value: str | None  # None clears the cookie
+    max_age: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+_COOKIE_ACTION = web.RequestKey("cookie_action", _CookieAction)
+_CLEAR = _CookieAction(None)
+# Verified cookie values and their tokens: a value is immutable and signed, so
+# re-verifying it on every request of a session is wasted work.  Expiry is
+# still checked on every use.  Bounded: cleared wholesale when full.
+_CACHE_SIZE = 8192
+
+
+class AuthFilter:
+    """Builds the middleware and the response-prepare hook for one app."""
+
+    def __init__(
+        self,
+        *,
+        schemes: Sequence[AuthScheme],
+        codec: CookieCodec,
+        cookie: CookieConfig,
+        error_response: ErrorResponder,
+        force_secure: bool = False,
+    ) -> None:
+        if not schemes:
+            raise ValueError("at least one scheme is required")
+        self._schemes = tuple(schemes)
+        self._codec = codec
+        self._cookie = cookie
+        self._secure = cookie.secure or force_secure
+        self._error_response = error_response
+        self._cache: dict[str, SessionToken] = {}
+
+    def _from_cookie(self, value: str, now: float) -> SessionToken | None:
+        token = self._cache.get(value)
+        if token is None:
+            token = self._codec.decode(value, now)
+            if token is None:
+                return None
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[value] = token
+        elif token.expires_at <= now:
+            del self._cache[value]
+            return None
+        return token
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        now = time.time()
+        sent = request.cookies.get(self._cookie.name)
+        if sent:
+            token = self._from_cookie(sent, now)
+            if token is not None:
+                request[IDENTITY] = token
+                return await handler(request)
+            auth_logger.info("ignoring an invalid or expired session cookie from %s", request.remote)
+
+        challenges: list[Challenge] = []
+        for scheme in self._schemes:
+            try:
+                result = await scheme.authenticate(request)
+            except AuthenticationError as exc:
+                audit_logger.info(
+                    "authentication refused scheme=%s status=%s remote=%s reason=%s",
+                    scheme.type_name, exc.status, request.remote, exc.message,
+                )
+                if sent:
+                    request[_COOKIE_ACTION] = _CLEAR
+                headers: CIMultiDict[str] = CIMultiDict()
+                if exc.status == 401:
+                    for other in self._schemes:
+                        headers.add(hdrs.WWW_AUTHENTICATE, other.challenge.www_authenticate)
+                return self._error_response(exc.status, exc.message, headers=headers)
+            if isinstance(result, Authenticated):
+                return await self._accept(request, handler, result, now)
+            challenges.append(result)
+
+        if sent:
+            request[_COOKIE_ACTION] = _CLEAR
+        headers = CIMultiDict((hdrs.WWW_AUTHENTICATE, c.www_authenticate) for c in challenges)
+        return self._error_response(401, "Authentication required", headers=headers)
+
+    async def _accept(
+        self, request: web.Request, handler: Handler, result: Authenticated, now: float
+    ) -> web.StreamResponse:
+        expires = int(now) + self._cookie.validity
+        if result.expires_at is not None:
+            expires = min(expires, int(result.expires_at))
+        token = SessionToken(result.user, result.principal, result.scheme, int(now), expires)
+        audit_logger.info(
+            "authenticated user=%s principal=%s scheme=%s remote=%s",
+            token.user, token.principal, token.scheme, request.remote,
+        )
+        request[IDENTITY] = token
+        request[_COOKIE_ACTION] = _CookieAction(self._codec.encode(token), token.remaining(now), result.headers)
+        return await handler(request)
+
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        action = request.get(_COOKIE_ACTION)
+        if action is None:
+            return
+        cookie = self._cookie
+        if action.value is None:
+            response.del_cookie(
+                cookie.name, domain=cookie.domain or None, path=cookie.path,
+                secure=self._secure, httponly=True, samesite=cookie.samesite,
+            )
+            return
+        response.set_cookie(
+            cookie.name,
+            action.value,
+            max_age=action.max_age,
+            domain=cookie.domain or None,
+            path=cookie.path,
+            secure=self._secure,
+            httponly=True,
+            samesite=cookie.samesite,
+        )
+        for name, value in action.headers:
+            response.headers.add(name, value)

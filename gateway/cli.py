@@ -1,0 +1,192 @@
+"""The ``authgateway`` command: serve, check-config, embedded."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import secrets
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.config import Config, ConfigError, load_config, read_secret
+from gateway.cookie import KeyRing
+from gateway.log import access_logger, server_logger
+
+__all__ = ("main",)
+
+EXIT_CONFIG = 2
+_ACCESS_FORMAT = '%a "%r" %s %b %Dus'
+
+
+def _ensure_key(path: Path, what: str) -> bytes:
+    """Read the generated key at ``path``, creating it (mode 0600) the first time."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = base64.urlsafe_b64encode(secrets.token_bytes(48))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key + b"\n")
+        server_logger.warning(
+            "generated a new %s in %s (mode 0600); it is kept across restarts. "
+            "Configure your own for anything but a trial",
+            what, path,
+        )
+    return read_secret(str(path))
+
+
+def _keys(config: Config) -> tuple[KeyRing, bytes | None]:
+    if config.cookie.secret_files:
+        keyring = KeyRing.from_files(config.cookie.secret_files)
+    else:  # only reachable in embedded mode: the config loader insists otherwise
+        keyring = KeyRing([_ensure_key(config.state_dir / "cookie.secret", "cookie signing key")])
+    identity_key: bytes | None = None
+    if config.backend.identity_secret_file:
+        identity_key = read_secret(config.backend.identity_secret_file)
+    elif config.embedded_mode:
+        identity_key = _ensure_key(config.state_dir / "identity.secret", "backend identity key")
+    return keyring, identity_key
+
+
+async def _start_site(runner: web.AppRunner, listen: str, ssl_context: ssl.SSLContext | None = None) -> str:
+    await runner.setup()
+    site: web.BaseSite
+    if listen.startswith("unix:"):
+        path = listen[len("unix:") :]
+        site = web.UnixSite(runner, path)
+        await site.start()
+        os.chmod(path, 0o600)
+        return listen
+    host, _, port = listen.rpartition(":")
+    site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    actual = runner.addresses[0][1]  # the bound port, when 0 was asked for
+    return f"{host}:{actual}"
+
+
+async def _run_until_stopped(runners: Sequence[web.AppRunner]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        server_logger.info("shutting down")
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def _embedded_runner(config: Config, identity_key: bytes) -> web.AppRunner:
+    from gateway.embedded import build_embedded_app
+    from gateway.identity import IdentitySigner
+
+    app = build_embedded_app(
+        config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
+    )
+    return web.AppRunner(app, handler_cancellation=True, access_log=None)
+
+
+async def _serve(config: Config) -> None:
+    from gateway.app import build_gateway_app
+
+    keyring, identity_key = _keys(config)
+    runners: list[web.AppRunner] = []
+    unix_socket: str | None = None
+    try:
+        if config.embedded_mode:
+            assert identity_key is not None
+            Path(config.embedded.root).mkdir(parents=True, exist_ok=True)
+            backend_runner = _embedded_runner(config, identity_key)
+            runners.append(backend_runner)
+            where = await _start_site(backend_runner, config.embedded.listen)
+            if where.startswith("unix:"):
+                unix_socket, backend_url = where[len("unix:") :], "http://localhost"
+            else:
+                backend_url = f"http://{where}"
+            server_logger.info("embedded backend serving %s on %s", config.embedded.root, where)
+        else:
+            backend_url = config.backend.url
+        app = build_gateway_app(
+            config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, unix_socket=unix_socket
+        )
+        ssl_context = None
+        if config.server.tls_cert_file:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(config.server.tls_cert_file, config.server.tls_key_file)
+        runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            access_log=access_logger if config.server.access_log else None,
+            access_log_format=_ACCESS_FORMAT,
+        )
+        runners.append(runner)
+        where = await _start_site(runner, f"{config.server.host}:{config.server.port}", ssl_context)
+        scheme = "https" if ssl_context else "http"
+        server_logger.info(
+            "authgateway listening on %s://%s (schemes: %s; backend: %s)",
+            scheme, where, ", ".join(config.auth.schemes),
+            "embedded" if config.embedded_mode else config.backend.dialect,
+        )
+    except BaseException:
+        for r in reversed(runners):
+            await r.cleanup()
+        raise
+    await _run_until_stopped(runners)
+
+
+async def _embedded(config: Config) -> None:
+    _, identity_key = _keys(config)
+    assert identity_key is not None
+    Path(config.embedded.root).mkdir(parents=True, exist_ok=True)
+    runner = _embedded_runner(config, identity_key)
+    where = await _start_site(runner, config.embedded.listen)
+    server_logger.info("embedded backend serving %s on %s", config.embedded.root, where)
+    await _run_until_stopped([runner])
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"authgateway: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="authgateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway (and the embedded backend unless backend.url is set)")
+    serve.add_argument("-c", "--config", help="TOML configuration file (default: built-in defaults)")
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("config", help="TOML configuration file")
+    embedded = sub.add_parser("embedded", help="run only the embedded backend")
+    embedded.add_argument("-c", "--config", help="TOML configuration file")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=os.environ.get("AUTHGATEWAY_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config = _load(args.config)
+    if args.command == "check-config":
+        print(f"{args.config}: configuration is valid")
+        return 0
+    try:
+        asyncio.run(_serve(config) if args.command == "serve" else _embedded(config))
+    except OSError as exc:
+        server_logger.error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

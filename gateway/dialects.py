@@ -1,0 +1,118 @@
+"""Backend dialects: how each kind of backend is told who the user is, how
+its redirects are rewritten and what its error bodies look like.
+
+A dialect turns an authenticated request into a :class:`~gateway.proxy.Forward`
+and shapes every error the gateway itself answers on that route, so a client
+library parses gateway errors exactly as it parses the backend's own.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import ClassVar
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway.identity import SIGNATURE_HEADER, IdentitySigner
+from gateway.proxy import Forward
+from gateway.query import rewrite_query
+
+__all__ = ("DIALECTS", "Dialect", "HoopDialect")
+
+
+class Dialect:
+    """Identity injection, redirect rewriting and error bodies of one backend kind."""
+
+    name: ClassVar[str]
+    # Query parameters that carry identity, scrubbed from every request
+    # (compared in lower case after percent-decoding).
+    identity_params: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, backend_url: str, identity_header: str, signer: IdentitySigner | None) -> None:
+        self._identity_header = identity_header
+        self._signer = signer
+        base = URL(backend_url) if backend_url else None
+        self._backend_origin = str(base.origin()) if base is not None and base.host else None
+
+    @property
+    def reserved_headers(self) -> tuple[str, ...]:
+        """Headers a client may never set: the backend trusts them."""
+        return (self._identity_header, SIGNATURE_HEADER)
+
+    def target(self, request: web.Request, user: str) -> str:
+        """The raw path and query to send upstream for ``user``."""
+        raw_path = request.raw_path
+        if not self.identity_params:
+            return raw_path
+        path, sep, query = raw_path.partition("?")
+        query = rewrite_query(query, self.identity_params, self.identity_query(user))
+        return f"{path}?{query}" if query else path
+
+    def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
+        """Query parameters that tell the backend who ``user`` is."""
+        return ()
+
+    def forward(self, request: web.Request, user: str) -> Forward:
+        target = self.target(request, user)
+        headers: tuple[tuple[str, str], ...] = ((self._identity_header, user),)
+        if self._signer is not None:
+            headers += ((SIGNATURE_HEADER, self._signer.sign(user, request.method, target)),)
+        return Forward(request.method, target, headers)
+
+    def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> None:
+        """Point redirects at the backend back at the gateway."""
+        if self._backend_origin is None:
+            return
+        location = headers.get(hdrs.LOCATION)
+        if location and location.startswith(self._backend_origin):
+            rest = location[len(self._backend_origin) :]
+            if not rest or rest[0] in "/?":
+                headers[hdrs.LOCATION] = f"{request.scheme}://{request.host}{rest}"
+
+    def error_body(self, status: int, message: str, exception: str) -> dict[str, object]:
+        raise NotImplementedError
+
+    def error_response(
+        self, status: int, message: str, *, exception: str = "", headers: CIMultiDict[str] | None = None
+    ) -> web.Response:
+        body = json.dumps(self.error_body(status, message, exception or _default_exception(status)))
+        return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+def _default_exception(status: int) -> str:
+    return {
+        400: "IllegalArgumentException",
+        401: "AuthenticationException",
+        403: "AccessControlException",
+        502: "BackendUnavailableException",
+        504: "BackendTimeoutException",
+    }.get(status, "GatewayException")
+
+
+class HoopDialect(Dialect):
+    """Hoop / HttpFS with pseudo authentication behind the gateway.
+
+    The backend learns the user from ``user.name`` (replaced by the
+    authenticated user) and from the identity header; ``doas`` is removed
+    until proxy-user rules exist.
+    """
+
+    name = "hoop"
+    identity_params = frozenset({"user.name", "doas"})
+
+    def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
+        return (("user.name", user),)
+
+    def error_body(self, status: int, message: str, exception: str) -> dict[str, object]:
+        return {
+            "statusCode": status,
+            "reason": HTTPStatus(status).phrase,
+            "message": message,
+            "exception": exception,
+        }
+
+
+DIALECTS: dict[str, type[Dialect]] = {"hoop": HoopDialect}

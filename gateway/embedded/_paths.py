@@ -1,0 +1,66 @@
+"""HDFS paths as the embedded backend accepts them.
+
+A path is the request target's path, percent-decoded exactly once, split on
+``/`` with empty segments dropped (so ``//a///b`` is ``/a/b``, as the Alluxio
+client sends it).  It must be UTF-8, must not contain NUL and must not have
+``.`` or ``..`` segments (HDFS refuses them as names too); ``%2F`` decodes
+to a separator like any other ``/``.  The result is a tuple of names that can
+only ever address something below the served root; the host side
+(:mod:`._host`) additionally refuses to follow symbolic links.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+from ._errors import AccessDeniedError, BadRequestError
+
+__all__ = ("RESERVED_NAME", "Parts", "check_not_reserved", "hdfs_path", "join", "parse_hdfs_path", "parse_target")
+
+Parts = tuple[str, ...]
+
+# The backend's own state (metadata database, temporary uploads, trash) lives
+# in this directory at the root; it is invisible and inaccessible to clients.
+RESERVED_NAME = ".authgateway"
+
+
+def parse_target(raw_path: str) -> Parts:
+    """Return the names of the HDFS path in a raw request target (query ignored)."""
+    path = raw_path.partition("?")[0].partition("#")[0]
+    try:
+        text = unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("Invalid path name: not UTF-8") from None
+    return _split(text)
+
+
+def parse_hdfs_path(text: str) -> Parts:
+    """Return the names of an already decoded absolute HDFS path (``to=``)."""
+    if not text.startswith("/"):
+        raise BadRequestError(f"Invalid path name: {text!r} is not absolute")
+    return _split(text)
+
+
+def _split(text: str) -> Parts:
+    if "\x00" in text:
+        raise BadRequestError("Invalid path name: contains NUL")
+    parts = tuple(p for p in text.split("/") if p)
+    for name in parts:
+        if name in (".", ".."):
+            raise BadRequestError(f"Invalid path name: {name!r} segments are not allowed")
+    return parts
+
+
+def hdfs_path(parts: Parts) -> str:
+    """The canonical text of a path: ``/`` or ``/a/b``."""
+    return "/" + "/".join(parts)
+
+
+def join(parts: Parts, name: str) -> Parts:
+    return (*parts, name)
+
+
+def check_not_reserved(parts: Parts) -> None:
+    """Refuse any access to the backend's own state directory."""
+    if parts and parts[0] == RESERVED_NAME:
+        raise AccessDeniedError(f"Permission denied: /{RESERVED_NAME} is reserved")

@@ -1,0 +1,152 @@
+"""Fixtures shared by the whole suite.
+
+``gateway`` starts the real ``authgateway serve`` as a subprocess on free
+loopback ports (the embedded backend by default) and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(tables: Mapping[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for test configurations (tables of plain values)."""
+    lines: list[str] = []
+    nested: list[tuple[str, Mapping[str, Any]]] = []
+    for key, value in tables.items():
+        if isinstance(value, Mapping):
+            nested.append((f"{prefix}{key}", value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for name, table in nested:
+        out += f"\n[{name}]\n" + to_toml(table, f"{name}.")
+    return out
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class GatewayProcess:
+    """A running ``authgateway serve``."""
+
+    url: str  # http://localhost:PORT
+    port: int
+    root: Path  # the embedded backend's root directory
+    backend_url: str  # the embedded backend, reached directly
+    config_path: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] = field(repr=False)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_gateway(
+    workdir: Path, *, env: Mapping[str, str] | None = None, **sections: Mapping[str, Any]
+) -> GatewayProcess:
+    port, backend_port = free_port(), free_port()
+    root = workdir / "root"
+    defaults: dict[str, Any] = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "embedded": {"root": str(root), "listen": f"127.0.0.1:{backend_port}"},
+    }
+    settings = deep_merge(defaults, sections)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "authgateway.toml"
+    config_path.write_text(to_toml(settings))
+    log_path = workdir / "gateway.log"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATEWAY_")}
+    full_env.update(env or {})
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(config_path)],
+            cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    gw = GatewayProcess(
+        url=f"http://localhost:{port}", port=port,
+        root=Path(settings["embedded"]["root"]),
+        backend_url=f"http://{settings['embedded']['listen']}",
+        config_path=config_path, log_path=log_path, proc=proc,
+    )
+    try:
+        wait_for_port(port, proc)
+    except Exception:
+        gw.stop()
+        raise RuntimeError(f"gateway did not start:\n{gw.log()}") from None
+    return gw
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    """Start real gateways: ``gateway(auth={...}, cookie={...}, env={...})``."""
+    started: list[GatewayProcess] = []
+
+    def start(*, env: Mapping[str, str] | None = None, **sections: Mapping[str, Any]) -> GatewayProcess:
+        gw = start_gateway(tmp_path / f"gw{len(started)}", env=env, **sections)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
