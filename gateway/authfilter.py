@@ -69,6 +69,16 @@ class AuthFilter:
         self._secure = cookie.secure or force_secure
         self._error_response = error_response
         self._cache: dict[str, SessionToken] = {}
+        attributes = f"; Path={cookie.path}"
+        if cookie.domain:
+            attributes += f"; Domain={cookie.domain}"
+        attributes += f"; HttpOnly; SameSite={cookie.samesite}"
+        if self._secure:
+            attributes += "; Secure"
+        self._attributes = attributes
+        # An expiry in the past, so clients drop the cookie instead of
+        # sending an empty one forever.
+        self._clear_header = f"{cookie.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attributes}"
 
     def _from_cookie(self, value: str, now: float) -> SessionToken | None:
         token = self._cache.get(value)
@@ -136,25 +146,16 @@ class AuthFilter:
         return await handler(request)
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        # Written as a header: aiohttp serialises response.cookies before this
+        # hook runs, and this hook is the one place every response passes.
         action = request.get(_COOKIE_ACTION)
         if action is None:
             return
-        cookie = self._cookie
         if action.value is None:
-            response.del_cookie(
-                cookie.name, domain=cookie.domain or None, path=cookie.path,
-                secure=self._secure, httponly=True, samesite=cookie.samesite,
-            )
+            response.headers.add(hdrs.SET_COOKIE, self._clear_header)
             return
-        response.set_cookie(
-            cookie.name,
-            action.value,
-            max_age=action.max_age,
-            domain=cookie.domain or None,
-            path=cookie.path,
-            secure=self._secure,
-            httponly=True,
-            samesite=cookie.samesite,
+        response.headers.add(
+            hdrs.SET_COOKIE, f"{self._cookie.name}={action.value}; Max-Age={action.max_age}{self._attributes}"
         )
         for name, value in action.headers:
             response.headers.add(name, value)
