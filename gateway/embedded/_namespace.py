@@ -1,0 +1,501 @@
+"""The HDFS namespace: host tree + metadata + permission checks, synchronous.
+
+Every method here is a short, synchronous step run on the event loop thread
+(stat calls, a rename, one SQLite statement).  Moving file contents and
+walking big subtrees happen elsewhere, on the I/O pool; the handlers then
+call back in here to check again and commit, so each commit is atomic with
+respect to every other request of this process.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+
+from ._errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    BadRequestError,
+    FsError,
+    IOFailureError,
+    NotEmptyError,
+    NotFoundError,
+    ParentNotDirectoryError,
+)
+from ._host import HostTree, is_missing
+from ._meta import InodeMeta, MetaStore
+from ._paths import RESERVED_NAME, Parts, hdfs_path
+from ._perm import DEFAULT_DIR_PERM, DEFAULT_FILE_PERM, STICKY, FsAction, GroupMap, Principal, has_access
+
+__all__ = ("DEFAULT_BLOCK_SIZE", "DEFAULT_REPLICATION", "TMP_DIR", "TRASH_DIR", "Inode", "Namespace", "Resolved")
+
+DEFAULT_REPLICATION = 3
+DEFAULT_BLOCK_SIZE = 64 * 1024 * 1024
+TMP_DIR: Parts = (RESERVED_NAME, "tmp")
+TRASH_DIR: Parts = (RESERVED_NAME, "trash")
+USER_DIR: Parts = ("user",)
+
+
+@dataclass(frozen=True, slots=True)
+class Inode:
+    """A visible file or directory with its effective HDFS metadata."""
+
+    parts: Parts
+    is_dir: bool
+    length: int
+    access_ms: int
+    modification_ms: int
+    meta: InodeMeta
+
+    @property
+    def path(self) -> str:
+        return hdfs_path(self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What exists along a path: the root, then each existing prefix in order."""
+
+    parts: Parts
+    chain: tuple[Inode, ...]
+
+    @property
+    def target(self) -> Inode | None:
+        return self.chain[-1] if len(self.chain) == len(self.parts) + 1 else None
+
+    @property
+    def parent(self) -> Inode | None:
+        """The target's parent when it exists (and is a directory)."""
+        if len(self.chain) >= len(self.parts) and self.parts:
+            parent = self.chain[len(self.parts) - 1]
+            return parent if parent.is_dir else None
+        return None
+
+    @property
+    def deepest(self) -> Inode:
+        """The deepest existing inode along the path (the root at least)."""
+        return self.chain[-1]
+
+    @property
+    def through_file(self) -> bool:
+        """True when a regular file sits where a directory of the path should be."""
+        return self.target is None and not self.deepest.is_dir
+
+
+def _ms(ns: int) -> int:
+    return ns // 1_000_000
+
+
+def _denied(principal: Principal, action: FsAction, inode: Inode) -> AccessDeniedError:
+    return AccessDeniedError(f"Permission denied: user={principal.name}, access={action.label}, inode={inode.path}")
+
+
+def not_found(path: str) -> NotFoundError:
+    return NotFoundError(f"File does not exist: {path}")
+
+
+def host_failure(exc: OSError, path: str) -> FsError:
+    """An unexpected host error as an FsError that names the HDFS path only."""
+    if exc.errno == errno.ENOSPC:
+        return IOFailureError(f"No space left on device: {path}")
+    if exc.errno == errno.EDQUOT:
+        return IOFailureError(f"Quota exceeded: {path}")
+    return IOFailureError(f"{exc.strerror or 'I/O error'}: {path}")
+
+
+class Namespace:
+    """The HDFS view of the served root for one backend instance."""
+
+    def __init__(self, host: HostTree, store: MetaStore, groups: GroupMap, *, umask: int) -> None:
+        self.host = host
+        self.store = store
+        self.groups = groups
+        self.umask = umask
+
+    # -- metadata ------------------------------------------------------------------
+
+    def default_perm(self, is_dir: bool) -> int:
+        return (DEFAULT_DIR_PERM if is_dir else DEFAULT_FILE_PERM) & ~self.umask
+
+    def _default_meta(self, is_dir: bool, parent: InodeMeta | None) -> InodeMeta:
+        """Metadata of an inode nobody recorded (put there by hand, or the root)."""
+        group = parent.group if parent else self.groups.supergroup
+        if is_dir:
+            return InodeMeta(self.groups.superuser, group, DEFAULT_DIR_PERM, 0, 0)
+        return InodeMeta(self.groups.superuser, group, DEFAULT_FILE_PERM, DEFAULT_REPLICATION, DEFAULT_BLOCK_SIZE)
+
+    def new_dir_meta(self, owner: str, parent: Inode, perm: int) -> InodeMeta:
+        # HDFS: a new inode takes its group from its parent directory.
+        return InodeMeta(owner, parent.meta.group, perm, 0, 0)
+
+    def _inode(self, parts: Parts, st: os.stat_result, meta: InodeMeta) -> Inode:
+        is_dir = stat.S_ISDIR(st.st_mode)
+        return Inode(parts, is_dir, 0 if is_dir else st.st_size, _ms(st.st_atime_ns), _ms(st.st_mtime_ns), meta)
+
+    # -- lookups ------------------------------------------------------------------
+
+    def resolve(self, principal: Principal, parts: Parts) -> Resolved:
+        """Look ``parts`` up, checking EXECUTE on every existing ancestor directory."""
+        try:
+            stats = self.host.stat_chain(parts)
+        except OSError as exc:
+            raise host_failure(exc, hdfs_path(parts)) from exc
+        paths = [hdfs_path(parts[:i]) for i in range(len(stats))]
+        rows = self.store.get_many(paths)
+        chain: list[Inode] = []
+        parent: InodeMeta | None = None
+        for i, st in enumerate(stats):
+            meta = rows.get(paths[i]) or self._default_meta(stat.S_ISDIR(st.st_mode), parent)
+            chain.append(self._inode(parts[:i], st, meta))
+            parent = meta
+        for inode in chain[: len(parts)]:
+            if inode.is_dir:
+                self.require(principal, inode, FsAction.EXECUTE)
+        return Resolved(parts, tuple(chain))
+
+    def existing(self, principal: Principal, parts: Parts) -> Inode:
+        """The inode at ``parts`` or 404."""
+        target = self.resolve(principal, parts).target
+        if target is None:
+            raise not_found(hdfs_path(parts))
+        return target
+
+    def require(self, principal: Principal, inode: Inode, action: FsAction) -> None:
+        if not has_access(principal, inode.meta.owner, inode.meta.group, inode.meta.perm, action):
+            raise _denied(principal, action, inode)
+
+    def require_owner(self, principal: Principal, inode: Inode) -> None:
+        if not principal.is_superuser and principal.name != inode.meta.owner:
+            raise AccessDeniedError(f"Permission denied: user={principal.name} is not the owner of inode={inode.path}")
+
+    def require_owner_or(self, principal: Principal, inode: Inode, action: FsAction) -> None:
+        if principal.name != inode.meta.owner:
+            self.require(principal, inode, action)
+
+    def require_sticky_ok(self, principal: Principal, parent: Inode, inode: Inode) -> None:
+        """In a sticky directory only the owner of the entry or of the directory may remove it."""
+        if (
+            parent.meta.perm & STICKY
+            and not principal.is_superuser
+            and principal.name not in (parent.meta.owner, inode.meta.owner)
+        ):
+            raise AccessDeniedError(
+                f"Permission denied by sticky bit: user={principal.name}, path={inode.path}, "
+                f"parent={parent.path}"
+            )
+
+    def list_children(self, principal: Principal, directory: Inode) -> list[Inode]:
+        """The entries of ``directory`` in name order (READ_EXECUTE needed)."""
+        self.require(principal, directory, FsAction.READ | FsAction.EXECUTE)
+        try:
+            entries = self.host.list_dir(directory.parts)
+        except OSError as exc:
+            if is_missing(exc):
+                raise not_found(directory.path) from exc
+            raise host_failure(exc, directory.path) from exc
+        if not directory.parts:
+            entries = [(n, st) for n, st in entries if n != RESERVED_NAME]
+        entries.sort(key=lambda e: e[0].encode("utf-8"))
+        paths = [hdfs_path((*directory.parts, name)) for name, _ in entries]
+        rows = self.store.get_many(paths)
+        return [
+            self._inode(
+                (*directory.parts, name),
+                st,
+                rows.get(path) or self._default_meta(stat.S_ISDIR(st.st_mode), directory.meta),
+            )
+            for (name, st), path in zip(entries, paths)
+        ]
+
+    # -- directories ------------------------------------------------------------------
+
+    def make_dirs(self, principal: Principal, parts: Parts, perm: int) -> None:
+        """``mkdirs``: create ``parts`` and missing parents (WRITE on the deepest existing one)."""
+        resolved = self.resolve(principal, parts)
+        target = resolved.target
+        if target is not None:
+            if not target.is_dir:
+                raise AlreadyExistsError(f"Path is not a directory: {target.path}")
+            return
+        if resolved.through_file:
+            raise ParentNotDirectoryError(f"Parent path is not a directory: {resolved.deepest.path}")
+        self.require(principal, resolved.deepest, FsAction.WRITE)
+        self._create_missing(principal, resolved, len(parts), perm)
+
+    def _create_missing(self, principal: Principal, resolved: Resolved, upto: int, perm: int) -> Inode:
+        """Create the missing directories of ``resolved.parts[:upto]``; return the last one.
+
+        The last gets ``perm``; implicit parents get the default with ``u+wx``
+        so their creator can go on creating below them (as HDFS does).
+        """
+        parent = resolved.deepest
+        implicit = self.default_perm(True) | 0o300
+        for depth in range(len(parent.parts) + 1, upto + 1):
+            parts = resolved.parts[:depth]
+            mode = perm if depth == upto else implicit
+            try:
+                self.host.mkdir(parts)
+            except FileExistsError:
+                raise AlreadyExistsError(f"Path already exists: {hdfs_path(parts)}") from None
+            except OSError as exc:
+                if is_missing(exc):
+                    raise not_found(hdfs_path(parts[:-1])) from exc
+                raise host_failure(exc, hdfs_path(parts)) from exc
+            meta = self.new_dir_meta(principal.name, parent, mode)
+            self.store.replace_subtree(hdfs_path(parts), meta)
+            st = self.host.lstat(parts)
+            if st is None:
+                raise not_found(hdfs_path(parts))
+            parent = self._inode(parts, st, meta)
+        return parent
+
+    def ensure_home(self, user: str, parts: Parts) -> None:
+        """Create ``/user`` and ``/user/<user>`` when a user first writes below its home.
+
+        ``/user`` is ``superuser:supergroup 755``; the home is owned by the
+        user, group from ``/user``, default directory permission.  Nothing
+        happens for other paths or when something is already in the way.
+        """
+        if len(parts) < 2 or parts[0] != USER_DIR[0] or parts[1] != user:
+            return
+        system = self.groups.principal(self.groups.superuser)
+        self.ensure_dir(system, USER_DIR, DEFAULT_DIR_PERM)
+        resolved = self.resolve(system, parts[:2])
+        if resolved.target is None and not resolved.through_file and len(resolved.chain) == 2:
+            home_owner = Principal(user, frozenset(), False)
+            self._create_missing(home_owner, resolved, 2, self.default_perm(True))
+
+    def ensure_dir(self, system: Principal, parts: Parts, perm: int) -> None:
+        """Create directory ``parts`` as ``system`` if nothing is there."""
+        resolved = self.resolve(system, parts)
+        if resolved.target is None and not resolved.through_file:
+            self._create_missing(system, resolved, len(parts), perm)
+
+    # -- files ------------------------------------------------------------------
+
+    def check_create(self, principal: Principal, parts: Parts, overwrite: bool) -> Resolved:
+        """Every check ``create`` makes, before and again after the upload."""
+        if not parts:
+            raise AlreadyExistsError("Path already exists as a directory: /")
+        resolved = self.resolve(principal, parts)
+        target = resolved.target
+        if target is not None:
+            if target.is_dir:
+                raise AlreadyExistsError(f"Path already exists as a directory: {target.path}")
+            if not overwrite:
+                raise AlreadyExistsError(f"File already exists: {target.path}")
+            self.require(principal, target, FsAction.WRITE)
+        elif resolved.through_file:
+            raise ParentNotDirectoryError(f"Parent path is not a directory: {resolved.deepest.path}")
+        self.require(principal, resolved.parent or resolved.deepest, FsAction.WRITE)
+        return resolved
+
+    def new_temp(self) -> tuple[Parts, int]:
+        """A fresh temporary file under the reserved directory, open for writing."""
+        parts = (*TMP_DIR, uuid.uuid4().hex)
+        return parts, self.host.create_exclusive(parts)
+
+    def commit_create(
+        self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
+        block_size: int,
+    ) -> None:
+        """Move a complete upload into place, atomically; the temp is gone afterwards."""
+        resolved = self.check_create(principal, parts, overwrite)
+        parent = resolved.parent or self._create_missing(
+            principal, resolved, len(parts) - 1, self.default_perm(True) | 0o300
+        )
+        path = hdfs_path(parts)
+        try:
+            if overwrite:
+                self.host.rename(temp, parts)
+            else:
+                self.host.link(temp, parts)  # fails instead of replacing
+                self.host.unlink(temp)
+        except FileExistsError:
+            raise AlreadyExistsError(f"File already exists: {path}") from None
+        except OSError as exc:
+            if exc.errno in (errno.EISDIR, errno.ENOTEMPTY):
+                raise AlreadyExistsError(f"Path already exists as a directory: {path}") from None
+            raise host_failure(exc, path) from exc
+        meta = InodeMeta(principal.name, parent.meta.group, perm, replication, block_size)
+        self.store.replace_subtree(path, meta)
+
+    def discard(self, parts: Parts) -> None:
+        """Remove a temporary file or trash entry; a missing one is fine."""
+        try:
+            self.host.remove_tree(parts)
+        except FileNotFoundError:
+            pass
+
+    def open_for_read(self, principal: Principal, parts: Parts) -> tuple[Inode, int]:
+        target = self.existing(principal, parts)
+        if target.is_dir:
+            raise NotFoundError(f"Path is not a file: {target.path}")
+        self.require(principal, target, FsAction.READ)
+        return target, self._open(target, os.O_RDONLY)
+
+    def open_for_append(self, principal: Principal, parts: Parts) -> tuple[Inode, int]:
+        target = self.existing(principal, parts)
+        if target.is_dir:
+            raise NotFoundError(f"Failed to append to non-file: {target.path}")
+        self.require(principal, target, FsAction.WRITE)
+        return target, self._open(target, os.O_WRONLY | os.O_APPEND)
+
+    def _open(self, inode: Inode, flags: int) -> int:
+        try:
+            return self.host.open_file(inode.parts, flags)
+        except OSError as exc:
+            if is_missing(exc) or exc.errno == errno.EISDIR:
+                raise not_found(inode.path) from exc
+            raise host_failure(exc, inode.path) from exc
+
+    # -- names ------------------------------------------------------------------
+
+    def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
+        """HDFS ``rename``: False (not an error) when the destination is unusable."""
+        source = self.existing(principal, src)
+        if not src:
+            return False
+        src_parent = self.resolve(principal, src[:-1]).target
+        assert src_parent is not None  # the source exists, so does its parent
+        self.require(principal, src_parent, FsAction.WRITE)
+        self.require_sticky_ok(principal, src_parent, source)
+        if dst == src:
+            return True
+        resolved = self.resolve(principal, dst)
+        if resolved.target is not None:
+            if not resolved.target.is_dir:
+                return False
+            dst = (*dst, src[-1])  # into an existing directory, as HDFS does
+            resolved = self.resolve(principal, dst)
+            if resolved.target is not None:
+                return False
+        if dst[: len(src)] == src:  # into itself
+            return False
+        dst_parent = resolved.parent
+        if dst_parent is None:
+            return False
+        self.require(principal, dst_parent, FsAction.WRITE)
+        if dst_parent.path == source.path:
+            return False
+        try:
+            self.host.rename(src, dst)
+        except OSError as exc:
+            if is_missing(exc) or exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.EINVAL):
+                return False
+            raise host_failure(exc, source.path) from exc
+        self.store.move_subtree(source.path, hdfs_path(dst))
+        return True
+
+    def check_delete(self, principal: Principal, parts: Parts, recursive: bool) -> tuple[Inode, bool]:
+        """Checks of ``delete`` before the subtree walk: ``(inode, needs_subtree_check)``."""
+        target = self.existing(principal, parts)
+        if not parts:
+            return target, False
+        parent = self.resolve(principal, parts[:-1]).target
+        assert parent is not None
+        self.require(principal, parent, FsAction.WRITE)
+        self.require_sticky_ok(principal, parent, target)
+        if not target.is_dir:
+            return target, False
+        try:
+            empty = self.host.is_empty_dir(parts)
+        except OSError as exc:
+            if is_missing(exc):
+                raise not_found(target.path) from exc
+            raise host_failure(exc, target.path) from exc
+        if empty:
+            return target, False
+        if not recursive:
+            raise NotEmptyError(f"Directory is not empty: {target.path}")
+        return target, not principal.is_superuser
+
+    def check_subtree(self, principal: Principal, top: Inode, below: list[Parts]) -> None:
+        """HDFS recursive delete: ALL access on the directory and every directory below.
+
+        ``below`` lists directories relative to ``top``, parents before children.
+        """
+        self.require(principal, top, FsAction.ALL)
+        paths = [hdfs_path((*top.parts, *rel)) for rel in below]
+        rows = self.store.get_many(paths)
+        effective: dict[Parts, InodeMeta] = {(): top.meta}
+        for rel, path in zip(below, paths):
+            parent = effective.get(rel[:-1], top.meta)
+            meta = rows.get(path) or self._default_meta(True, parent)
+            effective[rel] = meta
+            if not has_access(principal, meta.owner, meta.group, meta.perm, FsAction.ALL):
+                raise AccessDeniedError(f"Permission denied: user={principal.name}, access=ALL, inode={path}")
+
+    def unlink_to_trash(self, parts: Parts) -> Parts | None:
+        """Take ``parts`` out of the namespace at once; return the trash entry to remove later.
+
+        ``None`` when the root spans file systems and the entry was removed in place.
+        """
+        path = hdfs_path(parts)
+        trash: Parts = (*TRASH_DIR, uuid.uuid4().hex)
+        try:
+            self.host.rename(parts, trash)
+        except OSError as exc:
+            if is_missing(exc):
+                raise not_found(path) from exc
+            if exc.errno != errno.EXDEV:
+                raise host_failure(exc, path) from exc
+            try:
+                self.host.remove_tree(parts)
+            except OSError as exc2:
+                raise host_failure(exc2, path) from exc2
+            self.store.drop_subtree(path)
+            return None
+        self.store.drop_subtree(path)
+        return trash
+
+    # -- attributes ------------------------------------------------------------------
+
+    def set_owner(self, principal: Principal, parts: Parts, owner: str | None, group: str | None) -> None:
+        inode = self.existing(principal, parts)
+        self.require_owner(principal, inode)
+        if not principal.is_superuser:
+            if owner is not None and owner != principal.name:
+                raise AccessDeniedError("Permission denied: Non-super user cannot change owner.")
+            if group is not None and group not in principal.groups:
+                raise AccessDeniedError(f"Permission denied: user={principal.name} does not belong to {group}")
+        meta = inode.meta.with_(
+            owner=inode.meta.owner if owner is None else owner, group=inode.meta.group if group is None else group
+        )
+        self.store.put(inode.path, meta)
+
+    def set_permission(self, principal: Principal, parts: Parts, perm: int | None) -> None:
+        inode = self.existing(principal, parts)
+        self.require_owner(principal, inode)
+        value = self.default_perm(inode.is_dir) if perm is None else perm
+        self.store.put(inode.path, inode.meta.with_(perm=value))
+
+    def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
+        inode = self.existing(principal, parts)
+        self.require_owner_or(principal, inode, FsAction.WRITE)
+        if inode.is_dir:
+            return False  # as HDFS: directories have no replication
+        self.store.put(inode.path, inode.meta.with_(replication=replication))
+        return True
+
+    def set_times(self, principal: Principal, parts: Parts, mtime_ms: int, atime_ms: int) -> None:
+        inode = self.existing(principal, parts)
+        self.require_owner_or(principal, inode, FsAction.WRITE)
+        if mtime_ms == -1 and atime_ms == -1:
+            return
+        st = self.host.lstat(parts)
+        if st is None:
+            raise not_found(inode.path)
+        atime_ns = st.st_atime_ns if atime_ms == -1 else atime_ms * 1_000_000
+        mtime_ns = st.st_mtime_ns if mtime_ms == -1 else mtime_ms * 1_000_000
+        try:
+            self.host.set_times(parts, atime_ns, mtime_ns)
+        except OSError as exc:
+            if is_missing(exc):
+                raise not_found(inode.path) from exc
+            if exc.errno in (errno.EINVAL, errno.EOVERFLOW):
+                raise BadRequestError(f"Invalid time for {inode.path}") from exc
+            raise host_failure(exc, inode.path) from exc
