@@ -35,38 +35,19 @@ __all__ = ("Forward", "UpstreamError", "UpstreamProxy", "fold_header_name")
 
 # RFC 9110 7.6.1, plus the legacy ones proxies have always dropped.
 _HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "authorization",  # the client's credentials are ours, not the backend's
-        "expect",  # the gateway already answered 100-continue
-        "host",
-        "content-length",  # re-added below when the client sent one
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-    }
+    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+     "proxy-authenticate", "proxy-authorization"}
 )
-_RESPONSE_DROP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "www-authenticate",
-    }
-)
+_REQUEST_DROP = _HOP_BY_HOP | {
+    "authorization",  # the client's credentials are ours, not the backend's
+    "expect",  # the gateway already answered 100-continue
+    "host",
+    "content-length",  # re-added when the client sent one
+    "x-forwarded-for",  # rewritten below
+    "x-forwarded-proto",
+    "x-forwarded-host",
+}
+_RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
 _CHUNK = 256 * 1024
 
 
@@ -137,7 +118,7 @@ class UpstreamProxy:
         }
         for name, value in request.headers.items():
             folded = fold_header_name(name)
-            if folded in _HOP_BY_HOP or folded in self._reserved or folded in connection_tokens:
+            if folded in _REQUEST_DROP or folded in self._reserved or folded in connection_tokens:
                 continue
             if folded == "cookie":
                 value = self._strip_cookies(value)
