@@ -34,7 +34,7 @@ def curl(*args: str, timeout: float = 60) -> CurlResult:
             capture_output=True, timeout=timeout, check=False,
         )
         assert proc.returncode == 0, proc.stderr.decode()
-        blocks = [b for b in head.read_text("iso-8859-1").split("\r\n\r\n") if b.strip()]
+        blocks = [b for b in head.read_bytes().decode("iso-8859-1").split("\r\n\r\n") if b.strip()]
         lines = blocks[-1].split("\r\n")  # the final response (after any 100 Continue)
         status = int(lines[0].split()[1])
         headers: dict[str, list[str]] = {}
