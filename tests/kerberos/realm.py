@@ -6,10 +6,10 @@ or written once ``KRB5_CONFIG`` and ``KRB5_KDC_PROFILE`` point into it (see
 :attr:`Realm.env`), so several realms can run side by side and none touches
 the machine's own Kerberos set-up.
 
-As a program (``python -m tests.kerberos.realm DIR``) it creates a realm with
-``HTTP/localhost`` in a keytab and a user ``alice`` (password ``alice``),
-writes a gateway configuration next to it, prints what to type, and keeps the
-KDC running until interrupted.
+As a program (``python -m tests.kerberos.realm [DIR]``, which is what
+``scripts/demo-realm`` runs) it creates a realm with ``HTTP/localhost`` in a
+keytab and users ``alice`` and ``bob``, writes a gateway configuration next to
+it, starts the gateway, prints what to type, and runs until interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -65,8 +66,8 @@ class Realm:
     """A running KDC for realm ``name`` whose files are all under ``base``.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
-    ``ticket_lifetime`` is the KDC's maximum, e.g. ``"10h"``; a shorter one
-    can be asked for per :meth:`kinit`.
+    ``max_life`` is the longest ticket the KDC issues, e.g. ``"10h"``; a
+    shorter one can be asked for per :meth:`kinit`.
     """
 
     def __init__(self, base: str | os.PathLike[str], name: str = "EXAMPLE.COM", *, max_life: str = "10h") -> None:
@@ -143,7 +144,6 @@ class Realm:
     dns_lookup_realm = false
     rdns = false
     dns_canonicalize_hostname = false
-    ignore_acceptor_hostname = false
     forwardable = true
     udp_preference_limit = 1
     ticket_lifetime = {self.max_life}
@@ -276,12 +276,17 @@ class Realm:
 
 # -- scripts/demo-realm ---------------------------------------------------------------
 
+DEMO_USERS = (("alice", "alice"), ("bob", "bob"))
 
-def _demo_config(realm: Realm, keytab: Path, port: int) -> Path:
+
+def demo_config(realm: Realm, keytab: Path, port: int) -> Path:
+    """Write the gateway configuration for the demo realm; return its path."""
     config = realm.base / "authgateway.toml"
     config.write_text(
-        f"""# Written by scripts/demo-realm: a gateway in front of the embedded backend,
+        f"""# Written by scripts/demo-realm: the gateway in front of the embedded backend,
 # Kerberos SPNEGO first, pseudo authentication (?user.name=) second.
+# Run it with KRB5_CONFIG={realm.krb5_conf}
+
 [server]
 host = "127.0.0.1"
 port = {port}
@@ -300,63 +305,105 @@ validity = 3600
 
 [embedded]
 root = "{realm.base / 'data'}"
+listen = "127.0.0.1:{port + 1}"
 """
     )
     return config
 
 
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="demo-realm", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("dir", help="directory to create the realm in (made if missing)")
+    parser = argparse.ArgumentParser(
+        prog="demo-realm",
+        description="Start a throwaway Kerberos realm (and by default a gateway using it) to try "
+        "kinit and curl --negotiate by hand.",
+    )
+    parser.add_argument("dir", nargs="?", help="directory for the realm (default: a new temporary one, removed at exit)")
     parser.add_argument("--realm", default="EXAMPLE.COM", help="realm name (default %(default)s)")
-    parser.add_argument("--port", type=int, default=14000, help="gateway port to configure (default %(default)s)")
-    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
-                        help="extra user principal (alice:alice is always made)")
+    parser.add_argument("--port", type=int, default=14000, help="gateway port (default %(default)s; the backend gets the next)")
+    parser.add_argument("--no-serve", action="store_true", help="run only the KDC; print how to start the gateway")
     args = parser.parse_args(argv)
 
-    realm = Realm(args.dir, args.realm)
+    temporary = args.dir is None
+    base = Path(tempfile.mkdtemp(prefix="authgateway-demo-realm-")) if temporary else Path(args.dir)
+    realm = Realm(base, args.realm)
+    gateway: subprocess.Popen[bytes] | None = None
     try:
-        realm.start()
-        users = [("alice", "alice")] + [tuple(u.split(":", 1)) for u in args.user if ":" in u]
-        for user, password in users:
-            realm.add_user(user, password)
-        keytab = realm.add_service(["HTTP/localhost"], realm.base / "http.keytab")
-        config = _demo_config(realm, keytab, args.port)
-    except RealmError as exc:
-        realm.stop()
-        print(f"demo-realm: {exc}", file=sys.stderr)
-        return 1
+        try:
+            realm.start()
+            for user, password in DEMO_USERS:
+                realm.add_user(user, password)
+            keytab = realm.add_service(["HTTP/localhost"], realm.base / "http.keytab")
+        except RealmError as exc:
+            print(f"demo-realm: {exc}", file=sys.stderr)
+            return 1
+        config = demo_config(realm, keytab, args.port)
+        server_env = {"KRB5_CONFIG": str(realm.krb5_conf)}
+        serve = f"{sys.executable} -m gateway serve --config {config}"
+        jar = realm.base / "cookies"
+        url = f"http://localhost:{args.port}/?op=homedir"
+        print(f"Realm {realm.name}: KDC on 127.0.0.1:{realm.port}, files in {realm.base}")
+        print(f"Users: {', '.join(f'{u} (password {p})' for u, p in DEMO_USERS)}; service HTTP/localhost in {keytab}\n")
+        print(f"Gateway configuration ({config}):\n")
+        print("    " + config.read_text().replace("\n", "\n    ").rstrip() + "\n")
+        if args.no_serve:
+            print("Start the gateway in another shell:\n")
+            print(f"    export KRB5_CONFIG={realm.krb5_conf}\n    {serve}\n")
+        else:
+            gateway = subprocess.Popen(serve.split(), env={**os.environ, **server_env}, cwd=Path(__file__).resolve().parents[2])
+            if not _wait_listening(args.port, gateway):
+                print(f"demo-realm: the gateway did not start (exit code {gateway.poll()})", file=sys.stderr)
+                return 1
+        print(
+            f"""Then, in another shell:
 
-    env = realm.env
-    exports = "\n".join(f"export {k}={v}" for k, v in env.items() if k != "KRB5CCNAME")
-    print(
-        f"""Realm {realm.name} is running (KDC on 127.0.0.1:{realm.port}, files in {realm.base}).
+    export KRB5_CONFIG={realm.krb5_conf}
+    export KRB5CCNAME={realm.ccache('alice')}
+    kinit alice    # password: alice
+    # SPNEGO, and -c stores the hadoop.auth cookie:
+    curl --negotiate -u : -c {jar} "{url}"
+    kdestroy
+    # the cookie alone (-b sends it):
+    curl -b {jar} "{url}"
+    # pseudo authentication:
+    curl "{url}&user.name=bob"
 
-In a second shell, start the gateway:
-
-{exports}
-authgateway serve --config {config}
-
-In a third shell, be alice and talk to it:
-
-{exports}
-export KRB5CCNAME={realm.ccache('alice')}
-kinit alice                      # password: alice
-curl --negotiate -u : -b {realm.base / 'cookies'} -c {realm.base / 'cookies'} "http://localhost:{args.port}/?op=homedir"
-kdestroy                         # the cookie alone still works:
-curl -b {realm.base / 'cookies'} -c {realm.base / 'cookies'} "http://localhost:{args.port}/?op=homedir"
-
-Press Ctrl-C here to stop the KDC.""",
-        flush=True,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: realm.stop())
-    try:
-        realm.wait()
-    except KeyboardInterrupt:
-        pass
+Ctrl-C here stops {'the KDC' if args.no_serve else 'the gateway and the KDC'}.""",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            if gateway is not None:
+                gateway.wait()
+            else:
+                realm.wait()
+        except KeyboardInterrupt:
+            pass
+        return 0
     finally:
+        if gateway is not None and gateway.poll() is None:
+            gateway.send_signal(signal.SIGINT)
+            try:
+                gateway.wait(10)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
         realm.stop()
-    return 0
+        if temporary:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
