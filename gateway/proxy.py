@@ -49,6 +49,7 @@ _REQUEST_DROP = _HOP_BY_HOP | {
 }
 _RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
 _CHUNK = 256 * 1024
+_SMALL_BODY = 64 * 1024
 
 
 def fold_header_name(name: str) -> str:
@@ -191,14 +192,21 @@ class UpstreamProxy:
         except aiohttp.ClientError as exc:
             proxy_logger.error("backend request failed: %s", type(exc).__name__)
             raise UpstreamError(502, "the backend failed to answer") from exc
+        response: web.StreamResponse | None = None
         try:
-            response = web.StreamResponse(
-                status=upstream.status, reason=upstream.reason, headers=self._response_headers(upstream)
-            )
+            out_headers = self._response_headers(upstream)
             if rewrite_headers is not None:
-                rewrite_headers(response.headers, request)
+                rewrite_headers(out_headers, request)
+            length = upstream.content_length
+            if length is not None and length <= _SMALL_BODY and request.method != hdrs.METH_HEAD:
+                # Small and of known size: one write carries headers and body.
+                del out_headers[hdrs.CONTENT_LENGTH]
+                return web.Response(
+                    status=upstream.status, reason=upstream.reason, headers=out_headers, body=await upstream.read()
+                )
             # Content-Length, when the backend sent one, is in the copied headers;
             # otherwise aiohttp falls back to chunked encoding.
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
             await response.prepare(request)
             if request.method != hdrs.METH_HEAD:
                 async for chunk in upstream.content.iter_chunked(_CHUNK):
@@ -208,7 +216,7 @@ class UpstreamProxy:
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             proxy_logger.warning("backend stream broke off for %s %s: %s", fwd.method, request.path, type(exc).__name__)
             upstream.close()
-            if not response.prepared:
+            if response is None or not response.prepared:
                 raise UpstreamError(504 if isinstance(exc, asyncio.TimeoutError) else 502,
                                     "the backend stream broke off") from exc
             # Headers are out: the only honest signal left is an aborted response.
