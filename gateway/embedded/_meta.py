@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ("InodeMeta", "MetaStore")
@@ -38,9 +38,6 @@ class InodeMeta:
     perm: int
     replication: int
     blocksize: int
-
-    def with_(self, **changes: object) -> InodeMeta:
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def _subtree_clause(path: str) -> tuple[str, tuple[object, ...]]:

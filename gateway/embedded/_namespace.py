@@ -13,7 +13,7 @@ import errno
 import os
 import stat
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._errors import (
     AccessDeniedError,
@@ -462,8 +462,10 @@ class Namespace:
                 raise AccessDeniedError("Permission denied: Non-super user cannot change owner.")
             if group is not None and group not in principal.groups:
                 raise AccessDeniedError(f"Permission denied: user={principal.name} does not belong to {group}")
-        meta = inode.meta.with_(
-            owner=inode.meta.owner if owner is None else owner, group=inode.meta.group if group is None else group
+        meta = replace(
+            inode.meta,
+            owner=inode.meta.owner if owner is None else owner,
+            group=inode.meta.group if group is None else group,
         )
         self.store.put(inode.path, meta)
 
@@ -471,14 +473,14 @@ class Namespace:
         inode = self.existing(principal, parts)
         self.require_owner(principal, inode)
         value = self.default_perm(inode.is_dir) if perm is None else perm
-        self.store.put(inode.path, inode.meta.with_(perm=value))
+        self.store.put(inode.path, replace(inode.meta, perm=value))
 
     def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
         inode = self.existing(principal, parts)
         self.require_owner_or(principal, inode, FsAction.WRITE)
         if inode.is_dir:
             return False  # as HDFS: directories have no replication
-        self.store.put(inode.path, inode.meta.with_(replication=replication))
+        self.store.put(inode.path, replace(inode.meta, replication=replication))
         return True
 
     def set_times(self, principal: Principal, parts: Parts, mtime_ms: int, atime_ms: int) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.client_exceptions import ClientPayloadError
 
 from ..config import EmbeddedConfig
@@ -96,6 +96,8 @@ class EmbeddedBackend:
         """Open the root, the metadata store and the I/O pool; clear leftovers of a crash."""
         self.root.mkdir(parents=True, exist_ok=True)
         state = self.root / RESERVED_NAME
+        if state.is_symlink():
+            raise RuntimeError(f"{state} must be a directory, not a symbolic link")
         state.mkdir(mode=0o700, exist_ok=True)
         for name in (TMP_DIR[-1], TRASH_DIR[-1]):
             scratch = state / name
@@ -172,12 +174,14 @@ def _error_middleware() -> Any:
         except ClientPayloadError as exc:
             logger.info("incomplete request body for %s %s: %s", request.method, request.path, exc)
             return failure_response(400, "IllegalArgumentException", "Incomplete request body")
-        except OSError as exc:
+        except web.HTTPException:
+            raise
+        except Exception:
             if request.get(_STREAMING_KEY):
                 raise
-            logger.exception("host I/O failure on %s %s", request.method, request.path)
-            failure = host_failure(exc, "request")
-            return failure_response(failure.status, failure.exception, failure.message)
+            # Never a traceback or a host path in the answer; the log has both.
+            logger.exception("internal failure on %s %s", request.method, request.path)
+            return failure_response(500, "IOException", "Internal error in the embedded backend")
 
     return impl
 
@@ -282,7 +286,8 @@ async def _open(call: _Call) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Location": _location(call.request, call.parts), "Content-Type": "application/octet-stream"}
         )
-        response.enable_chunked_encoding()
+        if call.request.version >= HttpVersion11:
+            response.enable_chunked_encoding()
         await response.prepare(call.request)
         call.request[_STREAMING_KEY] = True
         while remaining > 0:
@@ -327,7 +332,10 @@ async def _create(call: _Call) -> web.StreamResponse:
     perm = ns.default_perm(False) if perm is None else perm
     ns.ensure_home(principal.name, call.parts)
     ns.check_create(principal, call.parts, overwrite)  # refuse before taking the body
-    temp, fd = ns.new_temp()
+    try:
+        temp, fd = ns.new_temp()
+    except OSError as exc:
+        raise host_failure(exc, hdfs_path(call.parts)) from exc
     sink = FileSink(fd)
     committed = False
     try:
