@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import time
@@ -128,7 +129,7 @@ async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
         await server.stop()
 
 
-async def create(b: Backend, path: str, data: bytes = b"data", user: str = "bob", query: str = "") -> Reply:
+async def create(b: Backend, path: str, data: Any = b"data", user: str = "bob", query: str = "") -> Reply:
     reply = await b.call("POST", f"{path}?op=create{query}", user, data=data)
     assert reply.status == 201, reply.body
     return reply
@@ -718,3 +719,38 @@ async def test_50_mib_round_trip(backend: Backend) -> None:
         fh.seek(size // 2)
         assert reply.body == fh.read(3_000_000)
 
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_abandoned_read_releases_the_file(backend: Backend) -> None:
+    await create(backend, "/user/bob/big", io.BytesIO(os.urandom(8 * 1024 * 1024)))
+    await create(backend, "/user/bob/small", b"x")
+    await status(backend, "/user/bob/big")  # warm up the connection pool
+    before = _open_fds()
+    for _ in range(5):
+        target = "/user/bob/big"
+        reader, writer = await asyncio.open_connection("127.0.0.1", backend.port)
+        sig = backend.signer.sign("bob", "GET", target)
+        writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: x\r\n{USER_HEADER}: bob\r\n{SIGNATURE_HEADER}: {sig}\r\n\r\n".encode()
+        )
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        await reader.read(65536)
+        writer.close()
+        await writer.wait_closed()
+    await _settle(lambda: _open_fds() <= before)
+    reply = await backend.call("GET", "/user/bob/small")
+    assert reply.body == b"x"
+
+
+async def test_created_location_uses_forwarded_host(backend: Backend) -> None:
+    reply = await backend.call(
+        "POST", "/user/bob/f%20g?op=create", data=b"x",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "gw.example"},
+    )  # fmt: skip
+    assert reply.headers["Location"] == "https://gw.example/user/bob/f%20g"
+    reply = await backend.call("GET", "/user/bob?op=list", headers={"X-Forwarded-Host": "gw.example"})
+    assert reply.json()[0]["path"] == "http://gw.example/user/bob/f g"
