@@ -135,8 +135,8 @@ class HostTree:
         return entries
 
     def is_empty_dir(self, parts: Parts) -> bool:
-        with self.open_dir(parts) as dfd:
-            return not os.listdir(dfd)
+        with self.open_dir(parts) as dfd, os.scandir(dfd) as entries:
+            return next(entries, None) is None
 
     def subdirectories(self, parts: Parts) -> list[Parts]:
         """Every directory strictly below ``parts``, relative to it (links not followed)."""

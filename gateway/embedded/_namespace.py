@@ -98,7 +98,9 @@ def not_found(path: str) -> NotFoundError:
 
 
 def host_failure(exc: OSError, path: str) -> FsError:
-    """An unexpected host error as an FsError that names the HDFS path only."""
+    """A host error as an FsError that names the HDFS path only (500 unless it is bad input)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return BadRequestError(f"File name too long: {path}")
     if exc.errno == errno.ENOSPC:
         return IOFailureError(f"No space left on device: {path}")
     if exc.errno == errno.EDQUOT:

@@ -469,6 +469,9 @@ async def test_setpermission_settimes_setreplication(backend: Backend) -> None:
         ("GET", "/%ff?op=status"),
         ("PUT", "/user/bob/x?op=rename&to=relative"),
         ("PUT", "/user/bob/x?op=rename&to=/a/../b"),
+        ("GET", "/user/" + "n" * 300 + "?op=status"),
+        ("POST", "/user/bob/" + "n" * 300 + "?op=create"),
+        ("POST", "/user/bob/" + "n" * 300 + "/x?op=mkdirs"),
     ],
 )
 async def test_bad_input_is_400(backend: Backend, method: str, target: str) -> None:
