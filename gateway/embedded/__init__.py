@@ -12,8 +12,8 @@ Behaviour and the choices made where Hoop/HDFS leave room:
   ``path``, ``homeDir``) use ``X-Forwarded-Proto``/``X-Forwarded-Host``.
 * **Failures** are the Hoop failure JSON (statusCode, reason, message,
   exception).  400 ``IllegalArgumentException`` for bad input (unknown op, op
-  on the wrong method, bad values, ``..``/NUL in paths, malformed glob,
-  offset past the end, incomplete body); 401 as above; 403
+  on the wrong method, bad values, ``..``/NUL in paths, over-long names,
+  malformed glob, offset past the end, incomplete body); 401 as above; 403
   ``AccessControlException``; 404 ``FileNotFoundException`` for a missing
   path (also for delete, rename's source and reading a directory); 405 for
   other HTTP methods.  **409** for conflicts: ``FileAlreadyExistsException``
@@ -40,9 +40,10 @@ Behaviour and the choices made where Hoop/HDFS leave room:
   644/755 minus ``umask``.
 * **/user and homes.** ``/user`` is created at start-up as
   ``superuser:supergroup 755``.  A user's home ``/user/<user>`` is created,
-  owned by that user, the first time the user creates, mkdirs or renames
-  something at or below it.  Nobody else can create a home for someone else
-  (no squatting, unlike a world-writable sticky ``/user``).
+  owned by that user (group from ``/user``, 755 minus umask), the first time
+  that user creates or renames something below it or mkdirs it or below it.
+  Nobody can create a home for someone else (no squatting, unlike a
+  world-writable sticky ``/user``); the superuser can still prepare homes.
 * **Permissions** follow HDFS: EXECUTE on every ancestor, READ to read,
   READ_EXECUTE to list, WRITE on the parent to create/delete/rename (and on
   the file to overwrite or append), ALL on every directory of a subtree for

@@ -254,14 +254,15 @@ class Namespace:
             parent = self._inode(parts, st, meta)
         return parent
 
-    def ensure_home(self, user: str, parts: Parts) -> None:
+    def ensure_home(self, user: str, parts: Parts, *, inclusive: bool) -> None:
         """Create ``/user`` and ``/user/<user>`` when a user first writes below its home.
 
         ``/user`` is ``superuser:supergroup 755``; the home is owned by the
-        user, group from ``/user``, default directory permission.  Nothing
-        happens for other paths or when something is already in the way.
+        user, group from ``/user``, default directory permission.  Only for
+        paths strictly below the home, or the home itself when ``inclusive``
+        (mkdirs); nothing happens when something is already in the way.
         """
-        if len(parts) < 2 or parts[0] != USER_DIR[0] or parts[1] != user:
+        if len(parts) < (2 if inclusive else 3) or parts[0] != USER_DIR[0] or parts[1] != user:
             return
         system = self.groups.principal(self.groups.superuser)
         self.ensure_dir(system, USER_DIR, DEFAULT_DIR_PERM)

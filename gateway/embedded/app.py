@@ -330,7 +330,7 @@ async def _create(call: _Call) -> web.StreamResponse:
         raise BadRequestError("Invalid value for parameter [blocksize]: 0 is not -1 or positive")
     perm = params.permission()
     perm = ns.default_perm(False) if perm is None else perm
-    ns.ensure_home(principal.name, call.parts)
+    ns.ensure_home(principal.name, call.parts, inclusive=False)
     ns.check_create(principal, call.parts, overwrite)  # refuse before taking the body
     try:
         temp, fd = ns.new_temp()
@@ -382,7 +382,7 @@ async def _rename(call: _Call) -> web.StreamResponse:
         raise BadRequestError("Missing parameter [to]")
     dst = parse_hdfs_path(to)
     check_not_reserved(dst)
-    call.ns.ensure_home(call.principal.name, dst)
+    call.ns.ensure_home(call.principal.name, dst, inclusive=False)
     return _json({"rename": call.ns.rename(call.principal, call.parts, dst)})
 
 
@@ -426,7 +426,7 @@ async def _list(call: _Call) -> web.StreamResponse:
 
 async def _mkdirs(call: _Call) -> web.StreamResponse:
     perm = call.params.permission()
-    call.ns.ensure_home(call.principal.name, call.parts)
+    call.ns.ensure_home(call.principal.name, call.parts, inclusive=True)
     call.ns.make_dirs(call.principal, call.parts, call.ns.default_perm(True) if perm is None else perm)
     return _json({"mkdirs": True})
 

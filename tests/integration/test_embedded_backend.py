@@ -757,3 +757,11 @@ async def test_created_location_uses_forwarded_host(backend: Backend) -> None:
     assert reply.headers["Location"] == "https://gw.example/user/bob/f%20g"
     reply = await backend.call("GET", "/user/bob?op=list", headers={"X-Forwarded-Host": "gw.example"})
     assert reply.json()[0]["path"] == "http://gw.example/user/bob/f g"
+
+
+async def test_creating_a_file_named_like_ones_home_does_not_make_the_home(backend: Backend) -> None:
+    reply = await backend.call("POST", "/user/erin?op=create", "erin", data=b"x")
+    assert "access=WRITE, inode=/user" in reply.failure(403, "AccessControlException")
+    (await backend.call("GET", "/user/erin?op=status", "erin")).failure(404, "FileNotFoundException")
+    assert (await backend.call("POST", "/user/erin?op=mkdirs", "erin")).json() == {"mkdirs": True}
+    assert (await status(backend, "/user/erin", "erin"))["owner"] == "erin"
