@@ -104,7 +104,9 @@ class EmbeddedBackend:
             if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
                 raise RuntimeError(f"{scratch} must be a directory")
             scratch.mkdir(mode=0o700, exist_ok=True)
-            for entry in os.scandir(scratch):  # interrupted uploads and deletes
+            with os.scandir(scratch) as entries:
+                leftovers = list(entries)  # of interrupted uploads and deletes
+            for entry in leftovers:
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path)
                 else:

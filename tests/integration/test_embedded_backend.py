@@ -765,3 +765,34 @@ async def test_creating_a_file_named_like_ones_home_does_not_make_the_home(backe
     (await backend.call("GET", "/user/erin?op=status", "erin")).failure(404, "FileNotFoundException")
     assert (await backend.call("POST", "/user/erin?op=mkdirs", "erin")).json() == {"mkdirs": True}
     assert (await status(backend, "/user/erin", "erin"))["owner"] == "erin"
+
+
+def _peak_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_streaming_memory_is_bounded(backend: Backend) -> None:
+    """Up and down 256 MiB in this process: the peak RSS must not grow with the size."""
+    size = 256 * 1024 * 1024
+    block = b"\xa5" * (1 << 20)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(size // len(block)):
+            yield block
+
+    before = _peak_rss()
+    reply = await backend.call("POST", "/user/bob/huge?op=create", data=body())
+    assert reply.status == 201, reply.body
+    assert backend.session is not None
+    target = "/user/bob/huge?offset=1"
+    total = 0
+    async with backend.session.get(
+        URL(backend.base + target, encoded=True), headers=backend.signed("GET", target, "bob")
+    ) as response:
+        async for chunk in response.content.iter_chunked(1 << 20):
+            total += len(chunk)
+    assert total == size - 1
+    assert _peak_rss() - before < 64 * 1024 * 1024
