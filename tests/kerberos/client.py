@@ -35,5 +35,5 @@ def handshake(ccache: str, service: str = "HTTP@localhost", *, mech: gssapi.OID 
     """Start a context as the owner of ``ccache`` towards ``service`` (``HTTP@host``)."""
     creds = gssapi.Credentials(usage="initiate", store={"ccache": ccache})
     target = gssapi.Name(service, gssapi.NameType.hostbased_service)
-    context = gssapi.SecurityContext(name=target, creds=creds, usage="initiate", mech=mech, flags=[MUTUAL])
+    context = gssapi.SecurityContext(name=target, creds=creds, usage="initiate", mech=mech, flags=MUTUAL)
     return ClientHandshake(context, context.step())

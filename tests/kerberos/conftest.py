@@ -11,8 +11,8 @@ The realm ``EXAMPLE.COM`` holds:
   ``other.keytab``; all of ``HTTP/localhost``, ``HTTP/otherhost`` and
   ``host/localhost`` in ``multi.keytab``.
 
-This process's environment points the Kerberos library at the realm
-(``KRB5_CONFIG``), as a gateway's would.  Clients name their credential cache
+During each test this process's environment points the Kerberos library at
+the realm (``KRB5_CONFIG``), as a gateway's would; other tests never see it.  Clients name their credential cache
 explicitly; no test uses the machine's or the user's tickets.
 """
 
@@ -94,14 +94,14 @@ def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KdcRealm]:
     except (RealmError, OSError) as exc:
         realm.stop()
         unavailable(str(exc))
-    saved = {k: os.environ.get(k) for k in realm.env}
-    os.environ.update(realm.env)
     try:
         yield KdcRealm(realm, http, other, multi)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         realm.stop()
+
+
+@pytest.fixture(autouse=True)
+def realm_environment(kdc: KdcRealm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point this process's Kerberos library at the realm, for one test only."""
+    for key, value in kdc.env.items():
+        monkeypatch.setenv(key, value)

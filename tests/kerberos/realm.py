@@ -305,7 +305,7 @@ validity = 3600
 
 [embedded]
 root = "{realm.base / 'data'}"
-listen = "127.0.0.1:{port + 1}"
+listen = "unix:{realm.base / 'backend.sock'}"
 """
     )
     return config
@@ -334,7 +334,7 @@ def _main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("dir", nargs="?", help="directory for the realm (default: a new temporary one, removed at exit)")
     parser.add_argument("--realm", default="EXAMPLE.COM", help="realm name (default %(default)s)")
-    parser.add_argument("--port", type=int, default=14000, help="gateway port (default %(default)s; the backend gets the next)")
+    parser.add_argument("--port", type=int, default=14000, help="gateway port (default %(default)s)")
     parser.add_argument("--no-serve", action="store_true", help="run only the KDC; print how to start the gateway")
     args = parser.parse_args(argv)
 

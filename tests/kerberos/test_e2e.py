@@ -22,8 +22,8 @@ from typing import Any
 import gssapi
 import pytest
 import requests
-from requests_gssapi import REQUIRED, HTTPSPNEGOAuth
-from requests_kerberos import HTTPKerberosAuth
+from requests_gssapi import REQUIRED, HTTPSPNEGOAuth  # type: ignore[import-untyped]
+from requests_kerberos import HTTPKerberosAuth  # type: ignore[import-untyped]
 
 from tests.kerberos.client import handshake
 from tests.kerberos.conftest import KdcRealm

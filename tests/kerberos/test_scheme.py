@@ -75,7 +75,7 @@ def options(kdc: KdcRealm, tmp_path: Path) -> KerberosOptions:
 def client(aiohttp_client: Any) -> Client:
     async def make(options: KerberosOptions) -> TestClient[web.Request, web.Application]:
         assert KerberosScheme.check_options(options) == []
-        return await aiohttp_client(make_app(options))  # type: ignore[no-any-return]
+        return await aiohttp_client(make_app(options))
 
     return make
 
@@ -304,7 +304,7 @@ async def test_accepting_runs_on_the_schemes_own_threads(options: KerberosOption
         seen.append(threading.current_thread().name)
         return original(*args)
 
-    scheme._accept = spy  # type: ignore[method-assign]
+    scheme._accept = spy  # type: ignore[method-assign,assignment]
     cc = kdc.ccache("alice")
     request = make_mocked_request("GET", "/", headers={"Authorization": handshake(cc).header})
     assert isinstance(await scheme.authenticate(request), Authenticated)
