@@ -449,13 +449,14 @@ def _principal_problems(options: KerberosOptions, realm: str | None) -> list[str
     if not options.keytab:
         return ["keytab = '': required: the keytab holding the HTTP/ service principal's keys"]
     keytab = options.keytab
+    principal = service_principal(options)
+    wanted = "an HTTP/ principal" if principal is None else _with_realm(principal, realm)
     try:
         present = read_keytab_principals(keytab)
     except OSError as exc:
-        return [f"keytab = {keytab!r}: cannot read: {exc.strerror or exc}"]
+        return [f"keytab = {keytab!r}: cannot read: {exc.strerror or exc} (it must hold {wanted})"]
     except ValueError as exc:
-        return [f"keytab = {keytab!r}: {exc}"]
-    principal = service_principal(options)
+        return [f"keytab = {keytab!r}: {exc} (it must hold {wanted})"]
     if principal is None:
         http = [p for p in present if _is_http_service(p)]
         if not http:

@@ -14,6 +14,7 @@ import base64
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -248,3 +249,24 @@ def test_the_cookie_ends_with_the_ticket(gateway: Gateway, kdc: KdcRealm, tmp_pa
     long = requests.get(f"{gw.url}/?op=homedir", auth=_spnego(kdc.ccache("alice")), timeout=10)
     max_age = int(re.search(r"Max-Age=(\d+)", long.headers["Set-Cookie"]).group(1))  # type: ignore[union-attr]
     assert 3590 <= max_age <= 3600, max_age
+
+
+@pytest.mark.parametrize("problem", ["missing", "wrong-principal"])
+def test_serve_refuses_to_start_with_a_bad_keytab_naming_file_and_principal(
+    kdc: KdcRealm, tmp_path: Path, problem: str
+) -> None:
+    from tests.conftest import REPO
+
+    keytab = tmp_path / "missing.keytab" if problem == "missing" else kdc.other_keytab
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        f'[auth]\nschemes = ["kerberos", "simple"]\n[auth.kerberos]\nkeytab = "{keytab}"\n'
+        f'principal = "HTTP/localhost@EXAMPLE.COM"\n[embedded]\nroot = "{tmp_path / "root"}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+        cwd=REPO, env={**os.environ, **kdc.env}, capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 2
+    assert "invalid configuration" in done.stderr
+    assert str(keytab) in done.stderr and "HTTP/localhost@EXAMPLE.COM" in done.stderr

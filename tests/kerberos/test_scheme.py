@@ -325,15 +325,21 @@ def test_check_options_accepts_a_good_configuration(options: KerberosOptions, kd
 def test_check_options_names_the_file_and_the_principal(options: KerberosOptions, kdc: KdcRealm, tmp_path: Path) -> None:
     check = KerberosScheme.check_options
     missing = tmp_path / "missing.keytab"
-    assert check(replace(options, keytab=str(missing))) == [f"keytab = '{missing}': cannot read: No such file or directory"]
-    assert check(replace(options, keytab=str(tmp_path))) == [f"keytab = '{tmp_path}': cannot read: Is a directory"]
+    must = "(it must hold HTTP/localhost@EXAMPLE.COM)"
+    assert check(replace(options, keytab=str(missing))) == [
+        f"keytab = '{missing}': cannot read: No such file or directory {must}"
+    ]
+    assert check(replace(options, keytab=str(tmp_path))) == [f"keytab = '{tmp_path}': cannot read: Is a directory {must}"]
+    assert check(replace(options, keytab=str(missing), principal="*")) == [
+        f"keytab = '{missing}': cannot read: No such file or directory (it must hold an HTTP/ principal)"
+    ]
     assert check(replace(options, keytab="")) == [
         "keytab = '': required: the keytab holding the HTTP/ service principal's keys"
     ]
     not_keytab = tmp_path / "x.keytab"
     not_keytab.write_text("hello")
     assert check(replace(options, keytab=str(not_keytab))) == [
-        f"keytab = '{not_keytab}': not a keytab (no 0x05 format byte)"
+        f"keytab = '{not_keytab}': not a keytab (no 0x05 format byte) {must}"
     ]
     assert check(replace(options, keytab=str(kdc.other_keytab))) == [
         f"principal = 'HTTP/localhost@EXAMPLE.COM': HTTP/localhost@EXAMPLE.COM is not in keytab "
