@@ -23,6 +23,9 @@ from gateway.log import access_logger, server_logger
 __all__ = ("main",)
 
 EXIT_CONFIG = 2
+# Hadoop's HTTP servers accept 64 KiB of request headers: a Kerberos ticket
+# carrying many group SIDs (Active Directory) outgrows aiohttp's 8 KiB.
+_MAX_HEADER_FIELD = 65536
 _ACCESS_FORMAT = '%a "%r" %s %b %Dus'
 
 
@@ -91,7 +94,13 @@ def _embedded_runner(config: Config, identity_key: bytes) -> web.AppRunner:
     app = build_embedded_app(
         config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
     )
-    return web.AppRunner(app, handler_cancellation=True, access_log=None)
+    return web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        max_field_size=_MAX_HEADER_FIELD,
+        max_line_size=_MAX_HEADER_FIELD,
+    )
 
 
 async def _serve(config: Config) -> None:
@@ -126,6 +135,8 @@ async def _serve(config: Config) -> None:
             handler_cancellation=True,
             access_log=access_logger if config.server.access_log else None,
             access_log_format=_ACCESS_FORMAT,
+            max_field_size=_MAX_HEADER_FIELD,
+            max_line_size=_MAX_HEADER_FIELD,
         )
         runners.append(runner)
         where = await _start_site(runner, f"{config.server.host}:{config.server.port}", ssl_context)
