@@ -8,14 +8,13 @@ library parses gateway errors exactly as it parses the backend's own.
 
 from __future__ import annotations
 
-import json
-from http import HTTPStatus
 from typing import ClassVar
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
+from gateway.hoopjson import failure_response
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
 from gateway.proxy import Forward
 from gateway.query import rewrite_query
@@ -72,14 +71,11 @@ class Dialect:
             if not rest or rest[0] in "/?":
                 headers[hdrs.LOCATION] = f"{request.scheme}://{request.host}{rest}"
 
-    def error_body(self, status: int, message: str, exception: str) -> dict[str, object]:
-        raise NotImplementedError
-
     def error_response(
         self, status: int, message: str, *, exception: str = "", headers: CIMultiDict[str] | None = None
     ) -> web.Response:
-        body = json.dumps(self.error_body(status, message, exception or _default_exception(status)))
-        return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+        """An error the gateway answers itself, in the backend's own format."""
+        raise NotImplementedError
 
 
 def _default_exception(status: int) -> str:
@@ -106,13 +102,10 @@ class HoopDialect(Dialect):
     def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
         return (("user.name", user),)
 
-    def error_body(self, status: int, message: str, exception: str) -> dict[str, object]:
-        return {
-            "statusCode": status,
-            "reason": HTTPStatus(status).phrase,
-            "message": message,
-            "exception": exception,
-        }
+    def error_response(
+        self, status: int, message: str, *, exception: str = "", headers: CIMultiDict[str] | None = None
+    ) -> web.Response:
+        return failure_response(status, message, exception or _default_exception(status), headers)
 
 
 DIALECTS: dict[str, type[Dialect]] = {"hoop": HoopDialect}

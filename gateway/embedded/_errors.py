@@ -1,4 +1,4 @@
-"""Failures of file system commands and the Hoop failure JSON they become.
+"""Failures of file system commands (rendered by gateway.hoopjson).
 
 Every error the embedded backend reports is an :class:`FsError`: an HTTP
 status, the Java exception name a Hoop/HttpFS client expects and a message
@@ -6,11 +6,6 @@ that names HDFS paths only (never a host path, never a traceback).
 """
 
 from __future__ import annotations
-
-import json
-from http import HTTPStatus
-
-from aiohttp import web
 
 __all__ = (
     "AccessDeniedError",
@@ -23,7 +18,6 @@ __all__ = (
     "NotEmptyError",
     "NotFoundError",
     "ParentNotDirectoryError",
-    "failure_response",
 )
 
 
@@ -85,14 +79,3 @@ class IOFailureError(FsError):
 
     status = 500
     exception = "IOException"
-
-
-def failure_response(status: int, exception: str, message: str) -> web.Response:
-    """The Hoop failure document: statusCode, reason, message, exception."""
-    body = {
-        "statusCode": status,
-        "reason": HTTPStatus(status).phrase,
-        "message": message,
-        "exception": exception,
-    }
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")

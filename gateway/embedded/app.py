@@ -22,6 +22,7 @@ from aiohttp import HttpVersion11, web
 from aiohttp.client_exceptions import ClientPayloadError
 
 from ..config import EmbeddedConfig
+from ..hoopjson import failure_response
 from ..identity import SIGNATURE_HEADER, IdentitySigner
 from ._errors import (
     AuthenticationError,
@@ -29,7 +30,6 @@ from ._errors import (
     FsError,
     MethodNotAllowedError,
     NotFoundError,
-    failure_response,
 )
 from ._glob import GlobError, compile_glob
 from ._host import HostTree
@@ -172,10 +172,10 @@ def _error_middleware() -> Any:
         except FsError as exc:
             if request.get(_STREAMING_KEY):
                 raise
-            return failure_response(exc.status, exc.exception, exc.message)
+            return failure_response(exc.status, exc.message, exc.exception)
         except ClientPayloadError as exc:
             logger.info("incomplete request body for %s %s: %s", request.method, request.path, exc)
-            return failure_response(400, "IllegalArgumentException", "Incomplete request body")
+            return failure_response(400, "Incomplete request body", "IllegalArgumentException")
         except web.HTTPException:
             raise
         except Exception:
@@ -183,7 +183,7 @@ def _error_middleware() -> Any:
                 raise
             # Never a traceback or a host path in the answer; the log has both.
             logger.exception("internal failure on %s %s", request.method, request.path)
-            return failure_response(500, "IOException", "Internal error in the embedded backend")
+            return failure_response(500, "Internal error in the embedded backend", "IOException")
 
     return impl
 
