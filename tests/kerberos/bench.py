@@ -1,7 +1,6 @@
-"""Measure what a Kerberos handshake costs the gateway (not a test; run by hand).
+"""Measure what accepting a Kerberos context costs (not a test; run by hand).
 
     .venv/bin/python -m tests.kerberos.bench accept   [--count 2000]
-    .venv/bin/python -m tests.kerberos.bench gateway  [--threads 2 4] [--seconds 10]
 
 ``accept``: the cost of one acceptor step, in the event-loop thread (a
 direct call) and through the scheme's thread pool (``authenticate``), with
@@ -9,12 +8,8 @@ the file replay cache and without, and the worst event-loop stall seen by a
 1 ms ticker while accepts run.  Client tokens are made beforehand, so only
 the acceptor is timed.
 
-``gateway``: full handshakes per second through ``authgateway serve``: each
-client thread sends requests without a cookie, each with a new SPNEGO token
-(made by the thread, from a cached service ticket) in a pre-emptive
-``Authorization: Negotiate`` header, over a keep-alive connection, and counts
-the 200s.  The same with the cookie instead, for comparison.  Client and
-gateway share this machine's CPUs.
+Full handshakes per second through the gateway, against Apache httpd +
+mod_auth_gssapi, are measured by ``scripts/bench``.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ import base64
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -108,79 +102,16 @@ async def _bench_accept(keytab: Path, ccache: str, base: Path, count: int) -> No
             await scheme.stop()
 
 
-def _bench_gateway(keytab: Path, ccache: str, base: Path, thread_counts: list[int], seconds: float) -> None:
-    import requests
-
-    from tests.conftest import start_gateway
-    from tests.kerberos.client import handshake
-
-    realm_env = {k: v for k, v in __import__("os").environ.items() if k.startswith("KRB5")}
-    gw = start_gateway(
-        base / "gw",
-        env=realm_env,
-        auth={"schemes": ["kerberos", "simple"],
-              "kerberos": {"keytab": str(keytab), "principal": f"HTTP/localhost@{REALM}",
-                           "replay_cache": f"file2:{base / 'gw.rcache2'}"}},
-        server={"access_log": False},
-    )
-    try:
-        url = f"{gw.url}/?op=homedir"
-        first = requests.get(url, headers={"Authorization": handshake(ccache).header}, timeout=10)
-        assert first.status_code == 200, first.text
-        cookie = first.cookies["hadoop.auth"]
-        for mode in ("SPNEGO", "cookie"):
-            for n in thread_counts:
-                counts = [0] * n
-                errors = [0] * n
-                latencies: list[list[float]] = [[] for _ in range(n)]
-                deadline = time.monotonic() + seconds
-
-                def worker(i: int) -> None:
-                    with requests.Session() as s:
-                        while time.monotonic() < deadline:
-                            s.cookies.clear()
-                            if mode == "SPNEGO":
-                                headers = {"Authorization": handshake(ccache).header}
-                            else:
-                                headers = {"Cookie": f"hadoop.auth={cookie}"}
-                            t = time.perf_counter()
-                            r = s.get(url, headers=headers, timeout=10)
-                            latencies[i].append(time.perf_counter() - t)
-                            if r.status_code == 200:
-                                counts[i] += 1
-                            else:
-                                errors[i] += 1
-
-                threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-                t0 = time.monotonic()
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                elapsed = time.monotonic() - t0
-                lat = sorted(x for per in latencies for x in per)
-                print(f"{mode:7s} {n} client threads: {sum(counts) / elapsed:7.1f} req/s ({sum(counts)} ok, "
-                      f"{sum(errors)} failed in {elapsed:.1f}s), latency p50 {statistics.median(lat) * 1e3:.2f} ms, "
-                      f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.2f} ms")
-    finally:
-        gw.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.kerberos.bench")
-    parser.add_argument("what", choices=["accept", "gateway"])
+    parser.add_argument("what", choices=["accept"])
     parser.add_argument("--count", type=int, default=2000)
-    parser.add_argument("--threads", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kerberos-bench-") as tmp:
         base = Path(tmp)
         realm, keytab, ccache = _setup(base)
         try:
-            if args.what == "accept":
-                asyncio.run(_bench_accept(keytab, ccache, base, args.count))
-            else:
-                _bench_gateway(keytab, ccache, base, args.threads, args.seconds)
+            asyncio.run(_bench_accept(keytab, ccache, base, args.count))
         finally:
             realm.stop()
     return 0
