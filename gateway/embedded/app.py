@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
 
 from ..config import EmbeddedConfig
@@ -54,6 +54,7 @@ logger = logging.getLogger("gateway.embedded")
 
 _METHODS = ("GET", "POST", "PUT", "DELETE")
 _IO_THREADS = 4
+_SMALL_READ = 64 * 1024  # read whole and answered in one write
 _HOST_RE = re.compile(r"[A-Za-z0-9._~%!$&'()*+,;=:\[\]-]+")
 _LOCATION_SAFE = "/!$&'()*+,;=:@-._~"
 
@@ -284,18 +285,25 @@ async def _open(call: _Call) -> web.StreamResponse:
         size = os.fstat(fd).st_size
         if source.position > size:
             raise BadRequestError(f"Offset {offset} is beyond the end of {inode.path} ({size} bytes)")
-        remaining = size - source.position if length == -1 else length
-        response = web.StreamResponse(
-            headers={"Location": _location(call.request, call.parts), "Content-Type": "application/octet-stream"}
-        )
-        if call.request.version >= HttpVersion11:
-            response.enable_chunked_encoding()
+        remaining = size - source.position
+        if length != -1:
+            remaining = min(length, remaining)
+        headers = {"Location": _location(call.request, call.parts), "Content-Type": "application/octet-stream"}
+        if remaining <= _SMALL_READ:
+            # One read, one write: headers and body leave together.
+            return web.Response(headers=headers, body=await call.backend.run(source.read, remaining))
+        # A known length lets clients (and the gateway) tell a complete
+        # download from one cut short.
+        response = web.StreamResponse(headers=headers)
+        response.content_length = remaining
         await response.prepare(call.request)
         call.request[_STREAMING_KEY] = True
         while remaining > 0:
             data = await call.backend.run(source.read, min(CHUNK_SIZE, remaining))
-            if not data:
-                break
+            if not data:  # the file shrank under us: never pad, cut the response
+                if call.request.transport is not None:
+                    call.request.transport.abort()
+                return response
             remaining -= len(data)
             await response.write(data)
         await response.write_eof()
