@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from authplugins import AuthScheme, scheme_class
 from gateway.authfilter import IDENTITY, AuthFilter
@@ -51,7 +51,18 @@ def build_gateway_app(
         force_secure=bool(config.server.tls_cert_file),
     )
 
+    async def expect(request: web.Request) -> web.StreamResponse | None:
+        # aiohttp would answer "100 Continue" before any middleware runs, so
+        # an unauthenticated client would upload its whole body only to be
+        # refused.  The answer waits until the filter has let the request in.
+        if request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+            return dialect.error_response(417, "Only 'Expect: 100-continue' is supported")
+        return None
+
     async def handle(request: web.Request) -> web.StreamResponse:
+        if request.version == HttpVersion11 and hdrs.EXPECT in request.headers:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
         try:
             return await request.app[_PROXY].forward(
                 request, dialect.forward(request, request[IDENTITY].user), dialect.rewrite_response_headers
@@ -89,7 +100,7 @@ def build_gateway_app(
     app = web.Application(middlewares=[auth.middleware], client_max_size=0)
     app.on_response_prepare.append(auth.on_response_prepare)
     app.cleanup_ctx.append(lifetime)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", "/{tail:.*}", handle, expect_handler=expect)
     return app
 
 

@@ -423,3 +423,42 @@ async def test_client_disconnect_cancels_the_download_upstream(setup: Callable[.
     await _raw_exchange(s.url, head, b"", read_first=2**20)
     result = await asyncio.wait_for(outcome, 10)
     assert result.startswith("stopped"), result
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+
+
+async def test_100_continue_only_after_authentication(setup: Callable[..., Awaitable[Setup]]) -> None:
+    s = await setup()
+    u = URL(s.url)
+    head = (
+        "POST /f?op=create{query} HTTP/1.1\r\nHost: {host}\r\nExpect: 100-continue\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\n"
+    )
+    # Without credentials: refused at once, no invitation to send the body.
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    writer.write(head.format(query="", host=u.raw_authority).encode())
+    first = await _read_head(reader)
+    assert first.startswith(b"HTTP/1.1 401 "), first
+    writer.close()
+
+    # Authenticated: 100 Continue first, then the body goes through.
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    writer.write(head.format(query="&user.name=bob", host=u.raw_authority).encode())
+    assert await _read_head(reader) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"hello")
+    final = await _read_head(reader)
+    assert final.startswith(b"HTTP/1.1 200 "), final
+    length = int(next(line.split(b":")[1] for line in final.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    seen = json.loads(await reader.readexactly(length))
+    assert seen["length"] == 5
+    assert "expect" not in {k.lower() for k, _ in seen["headers"]}
+    writer.close()
+
+
+async def test_unknown_expectation_is_417(setup: Callable[..., Awaitable[Setup]]) -> None:
+    s = await setup()
+    resp, body = await s.request("PUT", "/f?user.name=bob", headers={"Expect": "teapot"}, data=b"x")
+    assert resp.status == 417
+    assert json.loads(body)["statusCode"] == 417
