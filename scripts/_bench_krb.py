@@ -188,18 +188,14 @@ def apache(
             proc.wait()
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            text = log.read_text(errors="replace") if log.exists() else ""
-            raise RuntimeError(f"apache2 exited with {proc.returncode} before listening on {port}:\n{text}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"apache2 does not listen on {port} after {timeout}s")
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    from tests.conftest import wait_for_port
+
+    try:
+        wait_for_port(port, proc)
+    except (RuntimeError, TimeoutError) as exc:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        raise RuntimeError(f"apache2 did not start: {exc}\n{text}") from exc
 
 
 # -- the SPNEGO client -----------------------------------------------------------------
