@@ -5,7 +5,7 @@ Data flows one way: client -> auth filter -> dialect -> proxy -> backend.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import HttpVersion11, hdrs, web
 
@@ -16,11 +16,13 @@ from gateway.cookie import CookieCodec, KeyRing
 from gateway.dialects import DIALECTS, Dialect
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
-from gateway.proxy import UpstreamError, UpstreamProxy
+from gateway.proxy import UpstreamError, UpstreamProxy, origin_form
 
 __all__ = ("build_gateway_app",)
 
 _PROXY = web.AppKey("proxy", UpstreamProxy)
+_TARGET = web.RequestKey("target", str)  # the origin-form request target
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_gateway_app(
@@ -51,6 +53,17 @@ def build_gateway_app(
         force_secure=bool(config.server.tls_cert_file),
     )
 
+    @web.middleware
+    async def require_path(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Before routing and authentication: "*" and authority-form targets
+        # have no path to forward (and would otherwise meet aiohttp's
+        # plain-text 404).
+        target = origin_form(request.raw_path)
+        if target is None:
+            return dialect.error_response(400, "The request target must be a path (or an absolute URL)")
+        request[_TARGET] = target
+        return await handler(request)
+
     async def expect(request: web.Request) -> web.StreamResponse | None:
         # aiohttp would answer "100 Continue" before any middleware runs, so
         # an unauthenticated client would upload its whole body only to be
@@ -65,7 +78,9 @@ def build_gateway_app(
             request.writer.output_size = 0
         try:
             return await request.app[_PROXY].forward(
-                request, dialect.forward(request, request[IDENTITY].user), dialect.rewrite_response_headers
+                request,
+                dialect.forward(request, request[_TARGET], request[IDENTITY].user),
+                dialect.rewrite_response_headers,
             )
         except UpstreamError as exc:
             return dialect.error_response(exc.status, exc.message)
@@ -97,7 +112,7 @@ def build_gateway_app(
                     server_logger.exception("stopping scheme %s failed", scheme.type_name)
             await session.close()
 
-    app = web.Application(middlewares=[auth.middleware], client_max_size=0)
+    app = web.Application(middlewares=[require_path, auth.middleware], client_max_size=0)
     app.on_response_prepare.append(auth.on_response_prepare)
     app.cleanup_ctx.append(lifetime)
     app.router.add_route("*", "/{tail:.*}", handle, expect_handler=expect)

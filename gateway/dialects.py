@@ -41,12 +41,11 @@ class Dialect:
         """Headers a client may never set: the backend trusts them."""
         return (self._identity_header, SIGNATURE_HEADER)
 
-    def target(self, request: web.Request, user: str) -> str:
+    def target(self, raw_target: str, user: str) -> str:
         """The raw path and query to send upstream for ``user``."""
-        raw_path = request.raw_path
         if not self.identity_params:
-            return raw_path
-        path, sep, query = raw_path.partition("?")
+            return raw_target
+        path, sep, query = raw_target.partition("?")
         query = rewrite_query(query, self.identity_params, self.identity_query(user))
         return f"{path}?{query}" if query else path
 
@@ -54,8 +53,10 @@ class Dialect:
         """Query parameters that tell the backend who ``user`` is."""
         return ()
 
-    def forward(self, request: web.Request, user: str) -> Forward:
-        target = self.target(request, user)
+    def forward(self, request: web.Request, raw_target: str, user: str) -> Forward:
+        """What to send upstream for ``request`` (whose origin-form target is
+        ``raw_target``) on behalf of ``user``."""
+        target = self.target(raw_target, user)
         headers: tuple[tuple[str, str], ...] = ((self._identity_header, user),)
         if self._signer is not None:
             headers += ((SIGNATURE_HEADER, self._signer.sign(user, request.method, target)),)

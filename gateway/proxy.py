@@ -21,6 +21,7 @@ What it does on every request:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from yarl import URL
 
 from gateway.log import proxy_logger
 
-__all__ = ("Forward", "UpstreamError", "UpstreamProxy", "fold_header_name")
+__all__ = ("Forward", "UpstreamError", "UpstreamProxy", "fold_header_name", "origin_form")
 
 # RFC 9110 7.6.1, plus the legacy ones proxies have always dropped.
 _HOP_BY_HOP = frozenset(
@@ -50,6 +51,26 @@ _REQUEST_DROP = _HOP_BY_HOP | {
 _RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
 _CHUNK = 256 * 1024
 _SMALL_BODY = 64 * 1024
+
+
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+
+def origin_form(target: str) -> str | None:
+    """The path and query of a request target, or ``None`` if it has none.
+
+    Origin-form (``/a//b?x``) is kept byte for byte.  Absolute-form
+    (``http://host/a?x``), which HTTP/1.1 servers must accept, yields its
+    path and query: the gateway forwards to its one backend whatever host
+    was named.  Authority-form (``CONNECT``) and ``*`` have no path.
+    """
+    if target.startswith("/"):
+        return target
+    match = _ABSOLUTE_FORM.match(target)
+    if match is None:
+        return None
+    rest = target[match.end() :]
+    return rest if rest.startswith("/") else "/" + rest
 
 
 def fold_header_name(name: str) -> str:

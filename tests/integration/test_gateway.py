@@ -462,3 +462,31 @@ async def test_unknown_expectation_is_417(setup: Callable[..., Awaitable[Setup]]
     resp, body = await s.request("PUT", "/f?user.name=bob", headers={"Expect": "teapot"}, data=b"x")
     assert resp.status == 417
     assert json.loads(body)["statusCode"] == 417
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status", "forwarded"),
+    [
+        ("GET http://evil.example:9/x//y?op=list HTTP/1.1", 200, "/x//y?op=list&user.name=bob"),
+        ("GET http://127.0.0.1:1@evil.example/?op=list HTTP/1.1", 200, "/?op=list&user.name=bob"),
+        ("OPTIONS * HTTP/1.1", 400, None),
+        ("CONNECT evil.example:443 HTTP/1.1", 400, None),
+    ],
+)
+async def test_request_targets_other_than_a_path(
+    setup: Callable[..., Awaitable[Setup]], request_line: str, status: int, forwarded: str | None
+) -> None:
+    s = await setup()
+    u = URL(s.url)
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    writer.write(f"{request_line}\r\nHost: {u.raw_authority}\r\nCookie: hadoop.auth={mint('bob')}\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+    doc = json.loads(body)
+    if forwarded is None:
+        assert doc["statusCode"] == status
+    else:
+        assert doc["raw_path"] == forwarded
