@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.config import Config, ConfigError, load_config, read_secret
 from gateway.cookie import KeyRing
-from gateway.log import access_logger, server_logger
+from gateway.log import ClientErrorFilter, access_logger, server_logger
 
 __all__ = ("main",)
 
@@ -187,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
     config = _load(args.config)
     if args.command == "check-config":
         print(f"{args.config}: configuration is valid")
