@@ -52,7 +52,7 @@ __all__ = ("BACKEND_KEY", "EmbeddedBackend", "build_embedded_app")
 
 logger = logging.getLogger("gateway.embedded")
 
-_METHODS = ("GET", "POST", "PUT", "DELETE")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
 _IO_THREADS = 4
 _SMALL_READ = 64 * 1024  # read whole and answered in one write
 _HOST_RE = re.compile(r"[A-Za-z0-9._~%!$&'()*+,;=:\[\]-]+")
@@ -289,6 +289,12 @@ async def _open(call: _Call) -> web.StreamResponse:
         if length != -1:
             remaining = min(length, remaining)
         headers = {"Location": _location(call.request, call.parts), "Content-Type": "application/octet-stream"}
+        if call.request.method == "HEAD":
+            response = web.StreamResponse(headers=headers)
+            response.content_length = remaining
+            await response.prepare(call.request)
+            await response.write_eof()
+            return response
         if remaining <= _SMALL_READ:
             # One read, one write: headers and body leave together.
             return web.Response(headers=headers, body=await call.backend.run(source.read, remaining))
@@ -494,7 +500,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         raise MethodNotAllowedError(f"HTTP method {request.method} is not supported")
     raw_path, _, raw_query = request.raw_path.partition("?")
     params = Params(raw_query)
-    op = params.op(request.method)
+    # HEAD is GET without the body, as servlet containers answer it.
+    op = params.op("GET" if request.method == "HEAD" else request.method)
     parts = parse_target(raw_path)
     if op is not Op.HOMEDIR:
         check_not_reserved(parts)

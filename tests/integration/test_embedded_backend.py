@@ -213,9 +213,21 @@ async def test_create_and_read(backend: Backend) -> None:
         assert reply.body == body
         assert reply.headers["Content-Type"] == "application/octet-stream"
         assert reply.headers["Location"] == f"{backend.base}/user/bob/data.txt"
-        # The seed shows chunked encoding; a Content-Length says the same and
-        # lets a client tell a complete download from a cut one.
+        # The seed shows chunked encoding; a Content-Length also tells the size up front.
         assert reply.headers["Content-Length"] == str(len(body))
+
+
+@pytest.mark.parametrize("size", [100, 200_000])  # below and above the one-write read
+async def test_head_is_get_without_the_body(backend: Backend, size: int) -> None:
+    await create(backend, "/user/bob/h.bin", b"h" * size)
+    reply = await backend.call("HEAD", "/user/bob/h.bin")
+    assert reply.status == 200 and reply.body == b""
+    assert reply.headers["Content-Length"] == str(size)
+    assert reply.headers["Content-Type"] == "application/octet-stream"
+    reply = await backend.call("HEAD", "/user/bob/h.bin?op=status")
+    assert reply.status == 200 and reply.body == b""
+    reply = await backend.call("HEAD", "/user/bob/missing")
+    assert reply.status == 404
 
 
 @pytest.mark.parametrize(
