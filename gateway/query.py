@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote_plus
 __all__ = ("encode_param", "iter_params", "param_values", "rewrite_query")
 
 _SEPARATORS = re.compile(r"[&;]")
+_PIECES = re.compile(r"(?=[&;])")  # split before each separator, keeping it
 
 
 def _decode(text: str) -> str:
@@ -48,8 +49,20 @@ def encode_param(name: str, value: str) -> str:
 def rewrite_query(raw_query: str, drop: Collection[str], append: Iterable[tuple[str, str]] = ()) -> str:
     """Remove every parameter whose folded name is in ``drop``; add ``append``.
 
-    ``drop`` must hold lower-case names.  Kept pairs are not re-encoded.
+    ``drop`` must hold lower-case names.  Everything else, separators and
+    empty pairs included, is kept byte for byte.
     """
-    kept = [pair for pair, name, _ in iter_params(raw_query) if name not in drop]
-    kept.extend(encode_param(n, v) for n, v in append)
-    return "&".join(kept)
+    kept: list[str] = []
+    for piece in _PIECES.split(raw_query) if raw_query else ():
+        pair = piece[1:] if piece[:1] in ("&", ";") else piece
+        name = _decode(pair.partition("=")[0]).strip().lower()
+        if pair and name in drop:
+            continue
+        kept.append(piece)
+    query = "".join(kept)
+    if query[:1] in ("&", ";") and raw_query[:1] not in ("&", ";"):
+        query = query[1:]  # the first pair was dropped: do not start with its follower's separator
+    added = "&".join(encode_param(n, v) for n, v in append)
+    if added:
+        query = f"{query}&{added}" if query else added
+    return query

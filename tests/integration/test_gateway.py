@@ -188,7 +188,7 @@ async def test_raw_target_is_forwarded_byte_for_byte(setup: Callable[..., Awaita
     target = "//api//v1/paths//py-test%2Fdir%20x/?op=list&filter=a%2A%3F&x=1+2;y"
     resp, body = await s.get(target, headers={"Cookie": f"hadoop.auth={cookie}"})
     assert resp.status == 200
-    assert json.loads(body)["raw_path"] == "//api//v1/paths//py-test%2Fdir%20x/?op=list&filter=a%2A%3F&x=1+2&y&user.name=bob"
+    assert json.loads(body)["raw_path"] == "//api//v1/paths//py-test%2Fdir%20x/?op=list&filter=a%2A%3F&x=1+2;y&user.name=bob"
 
 
 async def test_spoofing_is_scrubbed(setup: Callable[..., Awaitable[Setup]]) -> None:
