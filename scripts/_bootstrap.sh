@@ -44,15 +44,25 @@ ensure_venv() {
         say "creating $VENV"
         "$python" -m venv "$VENV" || return 1
     fi
+    # The stamp records the dependency files' hash and the extras installed;
+    # a venv that already has every wanted extra is left alone.
     local stamp="$VENV/.installed"
-    local want
-    want="$extras $(cat "$ROOT/pyproject.toml" "$ROOT/scripts/requirements.lock" | sha256sum | cut -c1-16)"
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        say "installing the project and its dependencies ($extras) into $VENV"
-        local target="$ROOT"
-        [ -n "$extras" ] && target="$ROOT[$extras]"
-        "$PY" -m pip install -q --disable-pip-version-check -c "$ROOT/scripts/requirements.lock" \
-            -e "$target" >&2 || return 1
-        printf '%s' "$want" > "$stamp"
+    local hash have="" want="$extras" extra
+    hash="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/requirements.lock" | sha256sum | cut -c1-16)"
+    if [ "$(head -n1 "$stamp" 2>/dev/null)" = "$hash" ]; then
+        have="$(sed -n 2p "$stamp")"
+        local missing=0
+        for extra in ${extras//,/ }; do
+            case ",$have," in *",$extra,"*) ;; *) missing=1 ;; esac
+        done
+        [ "$missing" -eq 0 ] && return 0
+        [ -n "$have" ] && want="$have,$extras"
     fi
+    want="$(printf '%s' "$want" | tr ',' '\n' | sed '/^$/d' | sort -u | paste -sd, -)"
+    say "installing the project and its dependencies (${want:-no extras}) into $VENV"
+    local target="$ROOT"
+    [ -n "$want" ] && target="$ROOT[$want]"
+    "$PY" -m pip install -q --disable-pip-version-check -c "$ROOT/scripts/requirements.lock" \
+        -e "$target" >&2 || return 1
+    printf '%s\n%s\n' "$hash" "$want" > "$stamp"
 }
