@@ -179,13 +179,17 @@ def apache(
         print(f"apache2 error log ({len(log_text)} characters), the end:\n{log_text[-4000:]}", file=sys.stderr)
         raise
     finally:
-        # SIGTERM is Apache's immediate stop; its children go with it.
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)  # SIGTERM is Apache's immediate stop; its children go with it.
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate ``proc``, and kill it if it has not gone within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from _bench_krb import apache, cpu_seconds, process_tree, replay_statuses, spnego_load, token_rate  # noqa: E402
+from _bench_krb import apache, cpu_seconds, process_tree, replay_statuses, spnego_load, stop, token_rate  # noqa: E402
 
 from tests.conftest import free_port, to_toml, wait_for_port  # noqa: E402
 from tests.kerberos.realm import Realm, missing_tools  # noqa: E402
@@ -87,12 +87,7 @@ def process(
         wait_for_port(port, proc)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _ms(text: str) -> float:
