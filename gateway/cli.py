@@ -87,6 +87,16 @@ async def _run_until_stopped(runners: Sequence[web.AppRunner]) -> None:
             await runner.cleanup()
 
 
+async def _start_embedded(config: Config, identity_key: bytes, runners: list[web.AppRunner]) -> str:
+    """Start the embedded backend (its runner joins ``runners``); return where it listens."""
+    Path(config.embedded.root).mkdir(parents=True, exist_ok=True)
+    runner = _embedded_runner(config, identity_key)
+    runners.append(runner)
+    where = await _start_site(runner, config.embedded.listen)
+    server_logger.info("embedded backend serving %s on %s", config.embedded.root, where)
+    return where
+
+
 def _embedded_runner(config: Config, identity_key: bytes) -> web.AppRunner:
     from gateway.embedded import build_embedded_app
     from gateway.identity import IdentitySigner
@@ -112,15 +122,11 @@ async def _serve(config: Config) -> None:
     try:
         if config.embedded_mode:
             assert identity_key is not None
-            Path(config.embedded.root).mkdir(parents=True, exist_ok=True)
-            backend_runner = _embedded_runner(config, identity_key)
-            runners.append(backend_runner)
-            where = await _start_site(backend_runner, config.embedded.listen)
+            where = await _start_embedded(config, identity_key, runners)
             if where.startswith("unix:"):
                 unix_socket, backend_url = where[len("unix:") :], "http://localhost"
             else:
                 backend_url = f"http://{where}"
-            server_logger.info("embedded backend serving %s on %s", config.embedded.root, where)
         else:
             backend_url = config.backend.url
         app = build_gateway_app(
@@ -156,11 +162,14 @@ async def _serve(config: Config) -> None:
 async def _embedded(config: Config) -> None:
     _, identity_key = _keys(config)
     assert identity_key is not None
-    Path(config.embedded.root).mkdir(parents=True, exist_ok=True)
-    runner = _embedded_runner(config, identity_key)
-    where = await _start_site(runner, config.embedded.listen)
-    server_logger.info("embedded backend serving %s on %s", config.embedded.root, where)
-    await _run_until_stopped([runner])
+    runners: list[web.AppRunner] = []
+    try:
+        await _start_embedded(config, identity_key, runners)
+    except BaseException:
+        for r in runners:
+            await r.cleanup()
+        raise
+    await _run_until_stopped(runners)
 
 
 def _load(path: str | None) -> Config:

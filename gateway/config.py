@@ -256,19 +256,12 @@ def _env_overrides(env: Mapping[str, str], problems: list[str]) -> dict[str, Any
                 problems.append(f"{name}: conflicts with another override")
                 break
         else:
-            node[parts[-1]] = _EnvText(text, name)
+            node[parts[-1]] = _EnvText(text)
     return tree
 
 
 class _EnvText(str):
     """An override's raw text; typed once its option's type is known."""
-
-    source: str
-
-    def __new__(cls, text: str, source: str) -> _EnvText:
-        obj = super().__new__(cls, text)
-        obj.source = source
-        return obj
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
