@@ -6,8 +6,10 @@ A permission is an ``int`` holding the nine ``rwx`` bits plus the sticky bit
 for sticky) text and formatted like ``ls -l``.
 
 The check follows HDFS: the owner class applies if the user owns the inode,
-else the group class if the user is in its group, else other.  Superusers
-(the configured superuser and members of the supergroup) pass every check.
+else the group class if the user is in its group, else other.  A user's
+groups are the configured ones that list it, never one named after the user.
+Superusers (the configured superuser and members of the supergroup) pass
+every check.
 """
 
 from __future__ import annotations
@@ -98,7 +100,13 @@ class Principal:
 
 
 class GroupMap:
-    """Group memberships from ``embedded.groups``; every user is in its own group too."""
+    """Group memberships from ``embedded.groups``, and from nowhere else.
+
+    A user is in exactly the groups that list it.  No group is implied by a
+    user's name: were every user in a group named after itself, a user called
+    ``supergroup`` (or like any configured group) would get that group's
+    rights, superuser rights included.
+    """
 
     __slots__ = ("_member_of", "superuser", "supergroup")
 
@@ -112,7 +120,7 @@ class GroupMap:
         self.supergroup = supergroup
 
     def principal(self, user: str) -> Principal:
-        groups = self._member_of.get(user, frozenset()) | {user}
+        groups = self._member_of.get(user, frozenset())
         return Principal(user, groups, user == self.superuser or self.supergroup in groups)
 
 

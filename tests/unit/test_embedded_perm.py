@@ -7,6 +7,7 @@ import pytest
 from gateway.embedded._perm import (
     FsAction,
     GroupMap,
+    Principal,
     format_permission,
     has_access,
     parse_groups,
@@ -94,17 +95,26 @@ def test_parse_groups_refuses(entry: str) -> None:
 @pytest.mark.parametrize(
     ("user", "groups", "superuser"),
     [
-        ("alice", {"alice", "staff"}, False),
-        ("carol", {"carol", "staff"}, False),
-        ("dave", {"dave"}, False),
-        ("hdfs", {"hdfs"}, True),
-        ("root2", {"root2", "admins"}, True),
+        ("alice", {"staff"}, False),
+        ("carol", {"staff"}, False),
+        ("dave", set(), False),
+        ("hdfs", set(), True),
+        ("root2", {"admins"}, True),
+        # A name is not a membership: users called like a group are in no group.
+        ("admins", set(), False),
+        ("staff", set(), False),
     ],
 )
 def test_principal(user: str, groups: set[str], superuser: bool) -> None:
     principal = GROUPS.principal(user)
     assert principal.groups == groups
     assert principal.is_superuser is superuser
+
+
+def test_a_user_named_like_the_default_supergroup_is_not_a_superuser() -> None:
+    groups = GroupMap(parse_groups(["supergroup:root2"]), superuser="hdfs", supergroup="supergroup")
+    assert groups.principal("supergroup") == Principal("supergroup", frozenset(), False)
+    assert groups.principal("root2").is_superuser is True
 
 
 R, W, X = FsAction.READ, FsAction.WRITE, FsAction.EXECUTE
@@ -122,7 +132,8 @@ R, W, X = FsAction.READ, FsAction.WRITE, FsAction.EXECUTE
         ("bob", "alice", "staff", 0o640, R, True),
         ("bob", "alice", "staff", 0o640, W, False),
         ("bob", "alice", "staff", 0o604, R, False),  # group class applies, not other
-        ("bob", "alice", "bob", 0o650, R | X, True),  # a user's own-name group
+        ("bob", "alice", "bob", 0o650, R | X, False),  # a group named like the user is not its group
+        ("staff", "alice", "staff", 0o640, R, False),  # nor is a user named like a group in it
         # other class
         ("dave", "alice", "staff", 0o604, R, True),
         ("dave", "alice", "staff", 0o640, R, False),
