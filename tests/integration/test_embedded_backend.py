@@ -1,9 +1,6 @@
 """The embedded backend on a real loopback socket, with a real IdentitySigner.
 
-The server runs exactly as the CLI runs it (``AppRunner`` with
-``handler_cancellation=True`` on a TCP site); requests are signed for their
-raw request target and sent with ``encoded=True`` so the target on the wire
-is the one signed.
+The server and the client helpers are in :mod:`tests.integration.embedded`.
 """
 
 from __future__ import annotations
@@ -11,135 +8,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
 import os
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 from yarl import URL
 
-from gateway.config import EmbeddedConfig
-from gateway.embedded import build_embedded_app
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
-
-KEY = b"k" * 48
-USER_HEADER = "X-Forwarded-User"
-STATUS_KEYS = [
-    "path", "isDir", "len", "owner", "group", "permission",
-    "accessTime", "modificationTime", "blockSize", "replication",
-]  # fmt: skip
-FAILURE_KEYS = {"statusCode", "reason", "message", "exception"}
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Any
-    body: bytes
-
-    def json(self) -> Any:
-        assert self.headers["Content-Type"].startswith("application/json"), self.headers
-        return json.loads(self.body)
-
-    def failure(self, status: int, exception: str) -> str:
-        """Assert the Hoop failure JSON; return its message."""
-        doc = self.json()
-        assert set(doc) == FAILURE_KEYS, doc
-        assert (self.status, doc["statusCode"], doc["exception"]) == (status, status, exception), doc
-        assert "Traceback" not in doc["message"]
-        return str(doc["message"])
-
-
-@dataclass
-class Backend:
-    root: Path
-    config: EmbeddedConfig
-    signer: IdentitySigner = field(default_factory=lambda: IdentitySigner(KEY))
-    runner: web.AppRunner | None = None
-    port: int = 0
-    session: aiohttp.ClientSession | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        app = build_embedded_app(self.config, signer=self.signer, identity_header=USER_HEADER)
-        self.runner = web.AppRunner(app, handler_cancellation=True)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-    def signed(self, method: str, target: str, user: str | None) -> dict[str, str]:
-        if user is None:
-            return {}
-        return {USER_HEADER: user, SIGNATURE_HEADER: self.signer.sign(user, method, target)}
-
-    async def call(
-        self,
-        method: str,
-        target: str,
-        user: str | None = "bob",
-        *,
-        data: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        assert self.session is not None
-        all_headers = {**self.signed(method, target, user), **(headers or {})}
-        if data is not None:
-            all_headers.setdefault("Content-Type", "application/octet-stream")
-        async with self.session.request(
-            method, URL(self.base + target, encoded=True), headers=all_headers, data=data
-        ) as response:
-            body = await response.read()
-            return Reply(response.status, response.headers, body)
-
-    def temp_files(self) -> list[str]:
-        return os.listdir(self.root / ".authgateway" / "tmp")
-
-
-def make_config(root: Path, **overrides: Any) -> EmbeddedConfig:
-    values: dict[str, Any] = {"root": str(root), "groups": ("staff:bob,alice", "admins:root2")}
-    values.update(overrides)
-    return EmbeddedConfig(**values)
-
-
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    root = tmp_path / "root"
-    server = Backend(root, make_config(root, supergroup="admins"))
-    await server.start()
-    server.session = aiohttp.ClientSession()
-    try:
-        yield server
-    finally:
-        await server.session.close()
-        await server.stop()
-
-
-async def create(b: Backend, path: str, data: Any = b"data", user: str = "bob", query: str = "") -> Reply:
-    reply = await b.call("POST", f"{path}?op=create{query}", user, data=data)
-    assert reply.status == 201, reply.body
-    return reply
-
-
-async def status(b: Backend, path: str, user: str = "bob") -> dict[str, Any]:
-    reply = await b.call("GET", f"{path}?op=status", user)
-    assert reply.status == 200, reply.body
-    doc: dict[str, Any] = reply.json()
-    return doc
+from tests.integration.embedded import (
+    STATUS_KEYS,
+    USER_HEADER,
+    Backend,
+    backend,  # noqa: F401  (the fixture)
+    create,
+    status,
+    wait_until,
+)
 
 
 # -- identity ------------------------------------------------------------------
@@ -621,7 +507,7 @@ async def test_metadata_survives_a_restart(backend: Backend) -> None:
 # -- uploads that do not complete ------------------------------------------------------------------
 
 
-async def _raw_request(b: Backend, head: str, body: bytes, *, started: Any) -> None:
+async def _raw_request(b: Backend, head: str, body: bytes, *, started: Callable[[], bool]) -> None:
     """Send a request head and part of a body on a raw socket, then hang up.
 
     ``started()`` must become true (the server is writing) before we hang up.
@@ -629,7 +515,7 @@ async def _raw_request(b: Backend, head: str, body: bytes, *, started: Any) -> N
     _reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
     writer.write(head.encode("latin-1") + body)
     await writer.drain()
-    await _settle(started)
+    await wait_until(started, "the server is writing the upload")
     writer.close()
     await writer.wait_closed()
 
@@ -640,13 +526,6 @@ def _head(b: Backend, method: str, target: str, extra: str) -> str:
         f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{b.port}\r\n{USER_HEADER}: bob\r\n"
         f"{SIGNATURE_HEADER}: {sig}\r\nContent-Type: application/octet-stream\r\n{extra}\r\n"
     )
-
-
-async def _settle(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the server did not clean up in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -664,7 +543,7 @@ async def test_interrupted_create_leaves_nothing(backend: Backend, framing: str)
             head = _head(backend, "POST", target, "Transfer-Encoding: chunked\r\n")
             body = b"%x\r\n%s\r\n" % (1_500_000, b"x" * 1_500_000)  # no terminating chunk
         await _raw_request(backend, head, body, started=lambda: backend.temp_files() != [])
-        await _settle(lambda: backend.temp_files() == [])
+        await wait_until(lambda: backend.temp_files() == [], f"the temp file of {path} is removed")
     assert not (backend.root / "user/bob/new").exists()
     assert (backend.root / "user/bob/existing").read_bytes() == b"precious"
     assert (await backend.call("GET", "/user/bob?op=list")).json()[0]["len"] == 8
@@ -675,7 +554,7 @@ async def test_interrupted_append_is_rolled_back(backend: Backend) -> None:
     head = _head(backend, "PUT", "/user/bob/log?op=append", "Content-Length: 3000000\r\n")
     log = backend.root / "user/bob/log"
     await _raw_request(backend, head, b"y" * 1_500_000, started=lambda: log.stat().st_size > 7)
-    await _settle(lambda: (backend.root / "user/bob/log").stat().st_size == 7)
+    await wait_until(lambda: log.stat().st_size == 7, "the append is truncated back")
     assert (backend.root / "user/bob/log").read_bytes() == b"line 1\n"
     # and the file is usable afterwards
     await backend.call("PUT", "/user/bob/log?op=append", data=b"line 2\n")
@@ -758,7 +637,7 @@ async def test_abandoned_read_releases_the_file(backend: Backend) -> None:
         await reader.read(65536)
         writer.close()
         await writer.wait_closed()
-    await _settle(lambda: _open_fds() <= before)
+    await wait_until(lambda: _open_fds() <= before, "the abandoned reads close their files")
     reply = await backend.call("GET", "/user/bob/small")
     assert reply.body == b"x"
 
