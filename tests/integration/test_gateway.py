@@ -10,7 +10,6 @@ import asyncio
 import gzip
 import hashlib
 import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,9 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from gateway.app import build_gateway_app
-from gateway.config import Config, load_config
-from gateway.cookie import CookieCodec, KeyRing, SessionToken
+from gateway.cookie import CookieCodec, KeyRing
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
-
-KEY = b"k" * 48
-OLD_KEY = b"o" * 48
-IDENTITY_KEY = b"i" * 48
+from tests.integration.gwsetup import IDENTITY_KEY, KEY, OLD_KEY, Setup, cookie_from, make_config, mint, start_gateway
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -74,47 +69,6 @@ async def recorder(request: web.Request) -> web.StreamResponse:
     )
 
 
-def make_config(tmp_path: Path, backend_url: str, extra: str = "", keys: tuple[bytes, ...] = (KEY,)) -> Config:
-    files = []
-    for i, key in enumerate(keys):
-        f = tmp_path / f"key{i}"
-        f.write_bytes(key)
-        files.append(str(f))
-    ident = tmp_path / "identity"
-    ident.write_bytes(IDENTITY_KEY)
-    path = tmp_path / "gw.toml"
-    path.write_text(
-        f"""
-[backend]
-url = "{backend_url}"
-identity_secret_file = "{ident}"
-read_timeout = 1.0
-[cookie]
-secret_files = {json.dumps(files)}
-validity = 3600
-{extra}
-"""
-    )
-    return load_config(path, env={})
-
-
-class Setup:
-    def __init__(self, backend: TestServer, gateway: TestServer, config: Config) -> None:
-        self.backend, self.gateway, self.config = backend, gateway, config
-        self.url = str(gateway.make_url("")).rstrip("/")
-
-    async def get(self, target: str, **kw: Any) -> tuple[aiohttp.ClientResponse, bytes]:
-        return await self.request("GET", target, **kw)
-
-    async def request(self, method: str, target: str, **kw: Any) -> tuple[aiohttp.ClientResponse, bytes]:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as s:
-            async with s.request(
-                method, URL(self.url + target, encoded=True), allow_redirects=False, auto_decompress=False,
-                **{"skip_auto_headers": ["Accept-Encoding"], **kw},
-            ) as resp:
-                return resp, await resp.read()
-
-
 @pytest.fixture
 async def setup(tmp_path: Path, aiohttp_server: ServerFactory) -> Callable[..., Awaitable[Setup]]:
     async def make(extra: str = "", keys: tuple[bytes, ...] = (KEY,), backend_app: web.Application | None = None) -> Setup:
@@ -123,22 +77,9 @@ async def setup(tmp_path: Path, aiohttp_server: ServerFactory) -> Callable[..., 
             backend_app.router.add_route("*", "/{tail:.*}", recorder)
         backend = await aiohttp_server(backend_app)
         backend_url = str(backend.make_url("")).rstrip("/")
-        config = make_config(tmp_path, backend_url, extra, keys)
-        app = build_gateway_app(config, keyring=KeyRing(keys), backend_url=backend_url, identity_key=IDENTITY_KEY)
-        gateway = await aiohttp_server(app)  # with handler_cancellation, as `authgateway serve` runs it
-        return Setup(backend, gateway, config)
+        return await start_gateway(aiohttp_server, tmp_path, backend_url, extra, keys)
 
     return make
-
-
-def cookie_from(resp: aiohttp.ClientResponse) -> str:
-    (header,) = resp.headers.getall("Set-Cookie")
-    return header.split(";", 1)[0].split("=", 1)[1]
-
-
-def mint(user: str, keys: tuple[bytes, ...] = (KEY,), expires_in: int = 600, scheme: str = "simple") -> str:
-    now = int(time.time())
-    return CookieCodec(KeyRing(keys), schemes=[scheme]).encode(SessionToken(user, user, scheme, now, now + expires_in))
 
 
 async def test_no_credentials_gets_a_challenge_in_hoop_json(setup: Callable[..., Awaitable[Setup]]) -> None:

@@ -1,0 +1,163 @@
+"""A backend that misbehaves on purpose, on raw sockets.
+
+An HTTP server framework would tidy up exactly the faults we need to show
+the gateway (a 101 it did not ask for, a peer that stops reading, header
+lines a parser would merge), so this one speaks HTTP/1.1 by hand: it reads
+a request head and hands it to a *behaviour*, a coroutine that writes
+whatever bytes it likes.  It records every head it received and reads the
+kernel's table of its connections, so a test can see what reached it and
+when the gateway let go.
+
+Used by the integration tests and by ``scripts/soak``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+__all__ = ("Exchange", "FaultyBackend", "behaviours")
+
+
+@dataclass
+class Exchange:
+    """One request as the backend saw it."""
+
+    head: bytes
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    stopping: asyncio.Event  # set when the backend stops: stalled behaviours return
+
+    @property
+    def request_line(self) -> str:
+        return self.head.split(b"\r\n", 1)[0].decode("latin-1")
+
+    @property
+    def target(self) -> str:
+        return self.request_line.split(" ")[1]
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        lines = self.head.decode("latin-1").split("\r\n")[1:]
+        return [(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in lines if line)]
+
+    def header(self, name: str) -> list[str]:
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    async def reply(self, status: str, body: bytes = b"", headers: tuple[str, ...] = ()) -> None:
+        head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        await self.writer.drain()
+
+    async def drain_body(self) -> int:
+        """Read a ``Content-Length`` body; return its size."""
+        (length,) = self.header("Content-Length") or ["0"]
+        await self.reader.readexactly(int(length))
+        return int(length)
+
+
+Behaviour = Callable[[Exchange], Awaitable[None]]
+
+
+@dataclass
+class FaultyBackend:
+    behaviour: Behaviour
+    heads: list[bytes] = field(default_factory=list)
+    port: int = 0
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _server: asyncio.AbstractServer | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                self.heads.append(head)
+                await self.behaviour(Exchange(head, reader, writer, self.stopping))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+    def peer_connections(self) -> int:
+        """Connections to this backend that the peer (the gateway) still holds open.
+
+        Read from the kernel's table, not from this server's view: a backend
+        that stops reading cannot see its peer hang up.
+        """
+        count = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as fh:
+                next(fh)
+                for line in fh:
+                    fields = line.split()
+                    remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                    if remote_port == self.port and fields[3] == "01":  # ESTABLISHED
+                        count += 1
+        return count
+
+    async def wait_released(self, timeout: float = 5.0) -> None:
+        """Wait until the gateway holds no connection to this backend."""
+        async with asyncio.timeout(timeout):
+            while self.peer_connections():
+                await asyncio.sleep(0.02)
+
+
+class behaviours:
+    """Ready-made behaviours."""
+
+    @staticmethod
+    async def echo(ex: Exchange, *extra: str) -> None:
+        """200 with the request line and headers as JSON, after reading the body."""
+        size = await ex.drain_body()
+        doc = {"target": ex.target, "headers": ex.headers, "length": size}
+        await ex.reply("200 OK", json.dumps(doc).encode(), ("Content-Type: application/json", *extra))
+
+    @staticmethod
+    async def stall(ex: Exchange) -> None:
+        """Read the head only, then neither read nor answer."""
+        await ex.stopping.wait()
+
+    @staticmethod
+    def raw(response: bytes, then_stall: bool = False) -> Behaviour:
+        """Read the body, write ``response`` verbatim; optionally hold the connection open."""
+
+        async def behaviour(ex: Exchange) -> None:
+            await ex.drain_body()
+            ex.writer.write(response)
+            await ex.writer.drain()
+            if then_stall:
+                await ex.stopping.wait()
+
+        return behaviour
