@@ -90,6 +90,7 @@ def build_gateway_app(
         session = UpstreamProxy.new_session(
             connect_timeout=config.backend.connect_timeout,
             read_timeout=config.backend.read_timeout,
+            pool_timeout=config.backend.pool_timeout,
             max_connections=config.backend.max_connections,
             unix_socket=unix_socket,
         )
@@ -102,6 +103,7 @@ def build_gateway_app(
                 session=session,
                 reserved_headers=dialect.reserved_headers,
                 cookie_names={config.cookie.name, "hadoop.auth"},
+                send_timeout=config.backend.send_timeout,
             )
             yield
         finally:

@@ -1,6 +1,6 @@
 """The authentication filter, with hadoop-auth's semantics.
 
-1. A valid session cookie authenticates.
+1. A valid session cookie authenticates (the first copy that verifies).
 2. Otherwise the configured schemes are asked in order; the first that
    authenticates wins and a fresh cookie is issued on the response.
 3. A scheme that refuses presented credentials ends the exchange with its
@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 from authplugins import Authenticated, AuthenticationError, AuthScheme, Challenge
 from gateway.config import CookieConfig
 from gateway.cookie import CookieCodec, SessionToken
+from gateway.cookieheader import cookie_values
 from gateway.log import audit_logger, auth_logger
 
 __all__ = ("IDENTITY", "AuthFilter")
@@ -97,12 +98,17 @@ class AuthFilter:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         now = time.time()
-        sent = request.cookies.get(self._cookie.name)
-        if sent:
-            token = self._from_cookie(sent, now)
+        # Every copy of our cookie, in every Cookie line, read exactly as the
+        # proxy's scrubber reads them; the first that verifies wins, as in
+        # hadoop-auth.  A bad copy beside a good one (say, planted from a
+        # sibling domain) neither authenticates nor logs the user out.
+        sent = cookie_values(request.headers.getall(hdrs.COOKIE, ()), self._cookie.name)
+        for value in sent:
+            token = self._from_cookie(value, now)
             if token is not None:
                 request[IDENTITY] = token
                 return await handler(request)
+        if sent:
             auth_logger.info("ignoring an invalid or expired session cookie from %s", request.remote)
 
         challenges: list[Challenge] = []

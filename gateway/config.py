@@ -100,9 +100,15 @@ class BackendConfig:
         default="",
         metadata=_help("key to sign the identity header with (HMAC); the embedded backend requires it"),
     )
-    connect_timeout: float = field(default=10.0, metadata=_help("seconds to connect to the backend"))
-    read_timeout: float = field(default=300.0, metadata=_help("seconds the backend may stay silent"))
-    max_connections: int = field(default=256, metadata=_help("pooled keep-alive connections to the backend"))
+    connect_timeout: float = field(default=10.0, metadata=_help("seconds to connect to the backend (504 after)"))
+    read_timeout: float = field(default=300.0, metadata=_help("seconds the backend may stay silent (504 after)"))
+    send_timeout: float = field(
+        default=60.0, metadata=_help("seconds the backend may take to accept more of a request body (504 after)")
+    )
+    pool_timeout: float = field(
+        default=10.0, metadata=_help("seconds a request may wait for a free backend connection (504 after)")
+    )
+    max_connections: int = field(default=256, metadata=_help("connections to the backend at most, pooled"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +387,7 @@ def _check(config: Config) -> list[str]:
         problems.extend(_secret_problem("backend.identity_secret_file", backend.identity_secret_file))
     if not _is_header_token(backend.identity_header):
         problems.append(f"backend.identity_header = {backend.identity_header!r}: must be an HTTP header name")
-    for key in ("connect_timeout", "read_timeout"):
+    for key in ("connect_timeout", "read_timeout", "send_timeout", "pool_timeout"):
         if getattr(backend, key) <= 0:
             problems.append(f"backend.{key} = {getattr(backend, key)}: must be positive")
     if backend.max_connections < 1:

@@ -80,6 +80,8 @@ class CookieCodec:
         """The token in ``value`` if it verifies and has not expired, else ``None``."""
         if len(value) >= 2 and value[0] == value[-1] == '"':  # hadoop-auth quotes its values
             value = value[1:-1]
+        if not value.isascii():  # header bytes that are not UTF-8 arrive as surrogates
+            return None
         try:
             payload = self._serializer.loads(value)
         except BadData:

@@ -8,6 +8,8 @@ library parses gateway errors exactly as it parses the backend's own.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import ClassVar
 
 from aiohttp import hdrs, web
@@ -34,7 +36,7 @@ class Dialect:
         self._identity_header = identity_header
         self._signer = signer
         base = URL(backend_url) if backend_url else None
-        self._backend_origin = str(base.origin()) if base is not None and base.host else None
+        self._backend = _origin_key(base) if base is not None and base.host else None
 
     @property
     def reserved_headers(self) -> tuple[str, ...]:
@@ -63,20 +65,52 @@ class Dialect:
         return Forward(request.method, target, headers)
 
     def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> None:
-        """Point redirects at the backend back at the gateway."""
-        if self._backend_origin is None:
+        """Point ``Location`` and ``Content-Location`` at the backend back at the gateway."""
+        if self._backend is None:
             return
-        location = headers.get(hdrs.LOCATION)
-        if location and location.startswith(self._backend_origin):
-            rest = location[len(self._backend_origin) :]
-            if not rest or rest[0] in "/?":
-                headers[hdrs.LOCATION] = f"{request.scheme}://{request.host}{rest}"
+        for name in _LOCATION_HEADERS:
+            value = headers.get(name)
+            if value is None:
+                continue
+            rest = self._backend_relative(value)
+            if rest is not None:
+                headers[name] = f"{request.scheme}://{request.host}{rest}"
+
+    def _backend_relative(self, location: str) -> str | None:
+        """The path, query and fragment of ``location`` when it names the backend, else ``None``."""
+        match = _ABSOLUTE.match(location)
+        if match is None:
+            return None
+        try:
+            url = URL(match.group(0))
+        except ValueError:
+            return None
+        if not url.host or _origin_key(url) != self._backend:
+            return None
+        return location[match.end() :]
 
     def error_response(
         self, status: int, message: str, *, exception: str = "", headers: CIMultiDict[str] | None = None
     ) -> web.Response:
         """An error the gateway answers itself, in the backend's own format."""
         raise NotImplementedError
+
+
+_LOCATION_HEADERS = (hdrs.LOCATION, hdrs.CONTENT_LOCATION)
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # scheme and authority
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def _origin_key(url: URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port, compared case-insensitively, with every loopback name as one."""
+    host = (url.host or "").lower().rstrip(".")
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            host = "localhost"
+    except ValueError:
+        if host in _LOOPBACK_NAMES:
+            host = "localhost"
+    return url.scheme.lower(), host, url.port
 
 
 def _default_exception(status: int) -> str:

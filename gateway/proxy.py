@@ -8,28 +8,40 @@ What it does on every request:
 
 * forwards the raw path and query byte for byte (no slash merging, no
   re-encoding), never follows redirects, never decompresses;
-* drops hop-by-hop headers both ways, the client's credentials
-  (``Authorization``, ``Proxy-Authorization``, the session cookie) and any
-  header the dialect names as reserved (the identity headers) in every
-  spelling: letter case, ``_`` for ``-``;
+* drops hop-by-hop headers both ways (with every header named in any
+  ``Connection`` line), the client's credentials (``Authorization``,
+  ``Proxy-Authorization``, the session cookie, read as
+  :mod:`gateway.cookieheader` reads it) and any header the dialect names as
+  reserved (the identity headers) in every spelling: letter case, ``_`` for
+  ``-``;
 * sets ``X-Forwarded-For`` (appended), ``-Proto`` and ``-Host``;
 * never passes back the backend's own ``WWW-Authenticate`` or its
   ``hadoop.auth``/session ``Set-Cookie``;
-* maps an unreachable backend to 502 and a silent one to 504.
+* maps an unreachable backend, a broken answer and a ``101`` nobody asked
+  for to 502; a backend that does not connect, answer or take the request
+  body in time, and a pool with no free connection in time, to 504
+  (``connect_timeout``, ``read_timeout``, ``send_timeout``, ``pool_timeout``);
+* holds at most one chunk of a body in flight each way, so memory follows
+  the number of connections, not their sizes or speeds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import hdrs, web
+from aiohttp import hdrs, payload, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.http import RawResponseMessage
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from gateway.cookieheader import strip_cookies
 from gateway.log import proxy_logger
 
 __all__ = ("Forward", "UpstreamError", "UpstreamProxy", "fold_header_name", "origin_form")
@@ -73,6 +85,73 @@ def origin_form(target: str) -> str | None:
     return rest if rest.startswith("/") else "/" + rest
 
 
+def connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """The header names listed in every ``Connection`` line, in lower case (RFC 9110 7.6.1)."""
+    return frozenset(
+        token.strip().lower() for line in headers.getall(hdrs.CONNECTION, ()) for token in line.split(",")
+    )
+
+
+class _InterimResponseError(aiohttp.ClientConnectionError):
+    """The backend sent a 1xx that a proxy can neither relay nor pass over."""
+
+
+_PASSED_OVER = frozenset({100, 103})  # RFC 9110 15.2.1 and RFC 8297: safe to drop
+
+
+class _BackendProtocol(ResponseHandler):
+    """aiohttp's client protocol, strict about interim (1xx) answers.
+
+    aiohttp passes over every 1xx but 101 and, doing so, drops the read
+    timeout: a backend that sends ``102`` and then nothing would hold the
+    request forever.  Here 100 and 103 are passed over with the timeout kept
+    running, and any other interim answer fails the request (a 502).
+    """
+
+    _interim_last = False
+
+    def feed_data(self, data: tuple[RawResponseMessage, aiohttp.StreamReader], size: int = 0) -> None:
+        code = data[0].code
+        self._interim_last = 100 <= code < 200 and code != 101
+        if self._interim_last and code not in _PASSED_OVER:
+            self.set_exception(_InterimResponseError(f"unexpected interim answer {code}"))
+            return
+        super().feed_data(data, size)
+
+    def data_received(self, data: bytes) -> None:
+        self._interim_last = False
+        super().data_received(data)
+        if self._interim_last:  # aiohttp just dropped the timer for the final answer
+            self.start_timeout()
+
+
+class _TimedBody(payload.AsyncIterablePayload):
+    """The client's request body, each chunk of which the backend must take within ``send_timeout``.
+
+    aiohttp's client has no write timeout: a backend that stops reading
+    would hold the request, its connection and the client forever.  A
+    timeout here fails the upstream request with ``TimeoutError``.
+    """
+
+    def __init__(self, content: aiohttp.StreamReader, send_timeout: float) -> None:
+        super().__init__(content.iter_any())
+        self._send_timeout = send_timeout
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        chunks, self._iter = self._iter, None
+        if chunks is None:
+            return
+        self._consumed = True
+        remaining = content_length
+        async for chunk in chunks:
+            if remaining is not None:
+                chunk = chunk[:remaining]
+                remaining -= len(chunk)
+            if chunk:
+                async with asyncio.timeout(self._send_timeout):
+                    await writer.write(chunk)
+
+
 def fold_header_name(name: str) -> str:
     """The spelling-independent form of a header name (case, ``_`` for ``-``)."""
     return name.lower().replace("_", "-")
@@ -106,17 +185,20 @@ class UpstreamProxy:
         session: aiohttp.ClientSession,
         reserved_headers: Collection[str],
         cookie_names: Collection[str],
+        send_timeout: float,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._session = session
         self._reserved = frozenset(fold_header_name(h) for h in reserved_headers)
-        self._cookie_names = frozenset(cookie_names)
+        self._cookie_names = frozenset(n.lower() for n in cookie_names)
+        self._send_timeout = send_timeout
 
     @staticmethod
     def new_session(
         *,
         connect_timeout: float,
         read_timeout: float,
+        pool_timeout: float,
         max_connections: int,
         unix_socket: str | None = None,
     ) -> aiohttp.ClientSession:
@@ -125,9 +207,17 @@ class UpstreamProxy:
             connector = aiohttp.UnixConnector(path=unix_socket, limit=max_connections)
         else:
             connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60)
+        # No public hook chooses the connector's protocol; see _BackendProtocol.
+        connector._factory = functools.partial(  # type: ignore[assignment]
+            _BackendProtocol, loop=asyncio.get_running_loop()
+        )
         return aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout),
+            # aiohttp's "connect" covers waiting for a pooled connection and
+            # then connecting; "sock_connect" the connecting alone.
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=pool_timeout + connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+            ),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
@@ -135,15 +225,13 @@ class UpstreamProxy:
 
     def upstream_headers(self, request: web.Request, extra: tuple[tuple[str, str], ...]) -> CIMultiDict[str]:
         out: CIMultiDict[str] = CIMultiDict()
-        connection_tokens = {
-            t.strip().lower() for t in request.headers.get(hdrs.CONNECTION, "").split(",") if t.strip()
-        }
+        hop = connection_tokens(request.headers)
         for name, value in request.headers.items():
             folded = fold_header_name(name)
-            if folded in _REQUEST_DROP or folded in self._reserved or folded in connection_tokens:
+            if folded in _REQUEST_DROP or folded in self._reserved or folded in hop:
                 continue
             if folded == "cookie":
-                value = self._strip_cookies(value)
+                value = strip_cookies(value, self._cookie_names)
                 if not value:
                     continue
             out.add(name, value)
@@ -158,24 +246,14 @@ class UpstreamProxy:
             out[name] = value
         return out
 
-    def _strip_cookies(self, header: str) -> str:
-        kept = [
-            part
-            for part in header.split(";")
-            if part.strip() and part.split("=", 1)[0].strip() not in self._cookie_names
-        ]
-        return ";".join(kept).strip()
-
     def _response_headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
         out: CIMultiDict[str] = CIMultiDict()
-        connection_tokens = {
-            t.strip().lower() for t in upstream.headers.get(hdrs.CONNECTION, "").split(",") if t.strip()
-        }
+        hop = connection_tokens(upstream.headers)
         for name, value in upstream.headers.items():
             folded = name.lower()
-            if folded in _RESPONSE_DROP or folded in connection_tokens:
+            if folded in _RESPONSE_DROP or folded in hop:
                 continue
-            if folded == "set-cookie" and value.split("=", 1)[0].strip() in self._cookie_names:
+            if folded == "set-cookie" and value.split("=", 1)[0].strip().lower() in self._cookie_names:
                 continue
             out.add(name, value)
         return out
@@ -199,7 +277,7 @@ class UpstreamProxy:
                 fwd.method,
                 url,
                 headers=headers,
-                data=request.content if has_body else None,
+                data=_TimedBody(request.content, self._send_timeout) if has_body else None,
                 allow_redirects=False,
                 compress=False,
                 chunked=None,
@@ -210,9 +288,17 @@ class UpstreamProxy:
         except aiohttp.ClientConnectorError as exc:
             proxy_logger.error("backend unreachable: %s", exc.os_error)
             raise UpstreamError(502, "the backend is unreachable") from exc
+        except _InterimResponseError as exc:
+            proxy_logger.error("backend answered %s %s with an %s", fwd.method, request.path, exc)
+            raise UpstreamError(502, "the backend sent an unexpected interim answer") from exc
         except aiohttp.ClientError as exc:
             proxy_logger.error("backend request failed: %s", type(exc).__name__)
             raise UpstreamError(502, "the backend failed to answer") from exc
+        if upstream.status == 101:
+            # A switch of protocols nobody asked for cannot be relayed.
+            proxy_logger.error("backend answered %s %s with 101 Switching Protocols", fwd.method, request.path)
+            upstream.close()
+            raise UpstreamError(502, "the backend switched protocols unasked")
         response: web.StreamResponse | None = None
         try:
             out_headers = self._response_headers(upstream)

@@ -1,0 +1,241 @@
+"""Regression tests for defects found by fault and fuzz probing (issue 6).
+
+Each test drives the real gateway over loopback sockets; where the fault is
+the backend's, the backend is :class:`tests.faulty_backend.FaultyBackend`,
+which writes raw bytes no framework would let through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict
+from yarl import URL
+
+from tests.faulty_backend import Exchange, FaultyBackend, behaviours
+from tests.integration.gwsetup import ServerFactory, Setup, mint, start_gateway
+
+Start = Callable[..., Awaitable[tuple[Setup, FaultyBackend]]]
+
+
+@pytest.fixture
+async def faulty(tmp_path: Path, aiohttp_server: ServerFactory) -> AsyncIterator[Start]:
+    """``await faulty(behaviour, extra_toml)``: a gateway in front of a misbehaving backend."""
+    backends: list[FaultyBackend] = []
+
+    async def start(behaviour: Callable[[Exchange], Awaitable[None]], extra: str = "") -> tuple[Setup, FaultyBackend]:
+        backend = FaultyBackend(behaviour)
+        await backend.start()
+        backends.append(backend)
+        return await start_gateway(aiohttp_server, tmp_path, backend.url, extra), backend
+
+    yield start
+    for backend in backends:
+        await backend.stop()
+
+
+def seen(body: bytes) -> dict[str, list[str]]:
+    """The echo behaviour's view of the forwarded headers, by lower-case name."""
+    out: dict[str, list[str]] = {}
+    for name, value in json.loads(body)["headers"]:
+        out.setdefault(name.lower(), []).append(value)
+    return out
+
+
+# -- 1, 2, 3: the session cookie ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "x=1, hadoop.auth={t}",
+        "hadoop.auth={t}, x=1",
+        "x=1,hadoop.auth={t};y=2",
+        'x=1; hadoop.auth="{t}"',
+        "x=1;\thadoop.auth = {t} ,y=2",
+        "HADOOP.AUTH=junk; hadoop.auth={t}",
+    ],
+)
+async def test_the_session_cookie_never_reaches_the_backend(faulty: Start, template: str) -> None:
+    s, _ = await faulty(behaviours.echo)
+    token = mint("alice")
+    resp, body = await s.get("/f?op=status", headers={"Cookie": template.format(t=token)})
+    assert resp.status == 200
+    forwarded = seen(body)
+    assert json.loads(body)["target"] == "/f?op=status&user.name=alice"
+    assert all(token not in v and "hadoop.auth" not in v.lower() for v in forwarded.get("cookie", [])), forwarded
+    if "x=1" in template:
+        assert forwarded["cookie"] and "x=1" in forwarded["cookie"][0]
+
+
+async def test_every_cookie_line_is_read_and_scrubbed(faulty: Start) -> None:
+    s, _ = await faulty(behaviours.echo)
+    token = mint("alice")
+    headers = CIMultiDict([("Cookie", "x=1"), ("Cookie", f"hadoop.auth={token}")])
+    resp, body = await s.get("/f", headers=headers)
+    assert resp.status == 200
+    assert json.loads(body)["target"] == "/f?user.name=alice"
+    assert seen(body)["cookie"] == ["x=1"]
+
+
+async def test_the_first_copy_that_verifies_wins(faulty: Start) -> None:
+    s, _ = await faulty(behaviours.echo)
+    alice, bob = mint("alice"), mint("bob")
+    resp, body = await s.get("/f", headers={"Cookie": f"hadoop.auth={alice}; hadoop.auth={bob}"})
+    assert resp.status == 200
+    assert json.loads(body)["target"] == "/f?user.name=alice"
+    assert "Set-Cookie" not in resp.headers
+
+
+@pytest.mark.parametrize("junk", ["junk", "", '"', "\u00ff", mint("mallory", keys=(b"x" * 48,))])
+async def test_a_bad_copy_beside_a_good_one_neither_fails_nor_logs_out(faulty: Start, junk: str) -> None:
+    s, _ = await faulty(behaviours.echo)
+    good = mint("alice")
+    for header in (f"hadoop.auth={good}; hadoop.auth={junk}", f"hadoop.auth={junk}; hadoop.auth={good}"):
+        resp, body = await s.get("/f", headers={"Cookie": header})
+        assert resp.status == 200, header
+        assert json.loads(body)["target"] == "/f?user.name=alice"
+        assert "Set-Cookie" not in resp.headers
+
+
+async def _raw_request(url: str, request: bytes) -> bytes:
+    u = URL(url)
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("cookie", [b"hadoop.auth=\xff", b"hadoop.auth=\xc3\x28abc", b"x=\xff; hadoop.auth=\x80\x80"])
+async def test_an_undecodable_cookie_is_401_and_cleared(faulty: Start, cookie: bytes) -> None:
+    s, backend = await faulty(behaviours.echo)
+    host = URL(s.url).raw_authority.encode()
+    answer = await _raw_request(
+        s.url, b"GET /f HTTP/1.1\r\nHost: " + host + b"\r\nCookie: " + cookie + b"\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 "), answer
+    assert b"Set-Cookie: hadoop.auth=; Max-Age=0;" in head
+    assert json.loads(body)["statusCode"] == 401
+    assert backend.heads == []
+
+
+async def test_a_valid_cookie_beside_undecodable_bytes_authenticates(faulty: Start) -> None:
+    s, _ = await faulty(behaviours.echo)
+    host = URL(s.url).raw_authority.encode()
+    cookie = b"hadoop.auth=\xff; hadoop.auth=" + mint("alice").encode()
+    answer = await _raw_request(
+        s.url, b"GET /f HTTP/1.1\r\nHost: " + host + b"\r\nCookie: " + cookie + b"\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), answer
+    assert json.loads(body)["target"] == "/f?user.name=alice"
+
+
+# -- 7: informational answers from the backend ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"HTTP/1.1 102 Processing\r\n\r\n",
+        b"HTTP/1.1 199 Whatever\r\n\r\n",
+    ],
+)
+async def test_an_unsolicited_1xx_is_a_502(faulty: Start, interim: bytes) -> None:
+    s, backend = await faulty(behaviours.raw(interim, then_stall=True))
+    resp, body = await asyncio.wait_for(s.get("/f?user.name=bob"), 10)
+    assert resp.status == 502
+    assert json.loads(body)["exception"] == "BackendUnavailableException"
+    assert "Upgrade" not in resp.headers
+    await backend.wait_released()
+
+
+_PASSED_OVER = [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"]
+
+
+@pytest.mark.parametrize("interim", _PASSED_OVER)
+async def test_100_and_103_are_passed_over(faulty: Start, interim: bytes) -> None:
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    s, _ = await faulty(behaviours.raw(interim + final))
+    resp, body = await asyncio.wait_for(s.get("/f?user.name=bob"), 10)
+    assert (resp.status, body) == (200, b"ok")
+
+
+@pytest.mark.parametrize("interim", _PASSED_OVER)
+async def test_silence_after_an_interim_answer_is_504(faulty: Start, interim: bytes) -> None:
+    # aiohttp stops its read timer on any 1xx; read_timeout (1 s here) must still hold.
+    s, backend = await faulty(behaviours.raw(interim, then_stall=True))
+    resp, body = await asyncio.wait_for(s.get("/f?user.name=bob"), 10)
+    assert resp.status == 504
+    assert json.loads(body)["exception"] == "BackendTimeoutException"
+    await backend.wait_released()
+
+
+# -- 8: Connection header lines -------------------------------------------------------
+
+
+async def test_every_connection_line_is_honoured_both_ways(faulty: Start) -> None:
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nConnection: X-Back-Secret\r\n"
+        b"X-Back-Secret: hop\r\nX-Kept: yes\r\n\r\nok"
+    )
+    echoed: list[Exchange] = []
+
+    async def behaviour(ex: Exchange) -> None:
+        echoed.append(ex)
+        await behaviours.raw(reply)(ex)
+
+    s, _ = await faulty(behaviour)
+    headers = CIMultiDict(
+        [("Connection", "keep-alive"), ("Connection", "X-Secret"), ("X-Secret", "s3"), ("X-Other", "o")]
+    )
+    resp, body = await s.get("/f?user.name=bob", headers=headers)
+    assert (resp.status, body) == (200, b"ok")
+    (ex,) = echoed
+    assert ex.header("X-Secret") == [] and ex.header("X-Other") == ["o"]
+    assert "X-Back-Secret" not in resp.headers and resp.headers["X-Kept"] == "yes"
+
+
+# -- 10: redirects -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "rewritten"),
+    [
+        ("http://127.0.0.1:{port}/a?x=1", "{gw}/a?x=1"),
+        ("http://localhost:{port}/a?x=1", "{gw}/a?x=1"),
+        ("HTTP://LOCALHOST:{port}/a", "{gw}/a"),
+        ("http://[::1]:{port}/a", "{gw}/a"),
+        ("http://127.0.0.1:{port}", "{gw}"),
+        ("http://127.0.0.1:{other}/a", "http://127.0.0.1:{other}/a"),
+        ("http://elsewhere.example/a", "http://elsewhere.example/a"),
+        ("/relative?x", "/relative?x"),
+    ],
+)
+async def test_backend_addresses_in_location_headers_are_rewritten(
+    faulty: Start, location: str, rewritten: str
+) -> None:
+    captured: dict[str, str] = {}
+
+    async def behaviour(ex: Exchange) -> None:
+        loc = location.format(port=captured["port"], other=int(captured["port"]) + 1)
+        await ex.reply("307 Temporary Redirect", b"", (f"Location: {loc}", f"Content-Location: {loc}"))
+
+    s, backend = await faulty(behaviour)
+    captured["port"] = str(backend.port)
+    resp, _ = await s.get("/f?user.name=bob")
+    expected = rewritten.format(gw=s.url, other=backend.port + 1)
+    assert resp.status == 307
+    assert resp.headers["Location"] == expected
+    assert resp.headers["Content-Location"] == expected
+
