@@ -120,8 +120,6 @@ def test_rewrite_keeps_other_pairs_and_is_idempotent(query: str) -> None:
     assert param_values(result, "user.name") == param_values(result, "doas") == []
     assert [raw for raw, _, _ in iter_params(result)] == _kept_pairs(query)
     assert rewrite_query(result, DROP) == result
-    if result.startswith(("&", ";")):  # a dropped first pair leaves no separator behind
-        assert query.startswith(("&", ";"))
 
 
 @PROPERTY
