@@ -61,6 +61,7 @@ class Reply:
 
     def failure(self, status: int, exception: str) -> str:
         """Assert the Hoop failure JSON; return its message."""
+        assert self.status == status, f"expected {status} {exception}, got {self.status}: {self.body[:300]!r}"
         doc = self.json()
         assert set(doc) == FAILURE_KEYS, doc
         assert (self.status, doc["statusCode"], doc["exception"]) == (status, status, exception), doc
