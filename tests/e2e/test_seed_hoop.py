@@ -8,7 +8,6 @@ names the user: everything after is authenticated by the cookie alone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,12 +152,21 @@ def test_spoofed_identity_does_not_beat_the_cookie(gw: GatewayProcess, tmp_path:
     for extra in (["-H", "X-Forwarded-User: hdfs"], ["-H", "X_Forwarded_User: hdfs"], []):
         r = curl("-b", str(jar), *extra, f"{gw.url}/?op=homedir&user.name=hdfs&doas=hdfs")
         assert (r.status, r.json()) == (200, {"homeDir": f"{gw.url}/user/babu"})
-    # Anything the client wrote is still the client's: a create lands as babu.
-    r = curl("-X", "POST", "-b", str(jar), "-H", "X-Forwarded-User: hdfs", "--data-binary", "x",
-             "-H", "content-type: application/octet-stream", f"{gw.url}/tmpfile?op=create&user.name=hdfs")
-    assert r.status in (201, 403), r.body
-    if r.status == 201:
-        assert curl("-b", str(jar), f"{gw.url}/tmpfile?op=status").json()["owner"] == "babu"
+    # Anything the client wrote is still the client's: a create is babu's.  In /
+    # (hdfs's, 755) hdfs could write and babu cannot ...
+    spoof = ("-X", "POST", "-b", str(jar), "-H", "X-Forwarded-User: hdfs", "--data-binary", "x",
+             "-H", "content-type: application/octet-stream")  # fmt: skip
+    r = curl(*spoof, f"{gw.url}/tmpfile?op=create&user.name=hdfs")
+    assert r.status == 403, r.body
+    err = r.json()
+    assert (err["exception"], err["message"]) == (
+        "AccessControlException", "Permission denied: user=babu, access=WRITE, inode=/"
+    )  # fmt: skip
+    assert not (gw.root / "tmpfile").exists()
+    # ... and what babu may write is babu's.
+    r = curl(*spoof, f"{gw.url}/user/babu/tmpfile?op=create&user.name=hdfs")
+    assert r.status == 201, r.body
+    assert curl("-b", str(jar), f"{gw.url}/user/babu/tmpfile?op=status").json()["owner"] == "babu"
 
 
 def test_no_secret_leaks_and_keys_are_private(gw: GatewayProcess) -> None:
@@ -172,7 +180,11 @@ def test_no_secret_leaks_and_keys_are_private(gw: GatewayProcess) -> None:
     jar_less = curl(f"{gw.url}/?op=list&user.name=hdfs")
     assert jar_less.status == 200
     assert all(".authgateway" not in e["path"] for e in jar_less.json())
+    # Not even the superuser may read it.
     r = curl(f"{gw.url}/.authgateway/cookie.secret?user.name=hdfs")
-    assert r.status in (403, 404)
+    assert r.status == 403, r.body
+    err = r.json()
+    assert (err["exception"], err["message"]) == (
+        "AccessControlException", "Permission denied: /.authgateway is reserved"
+    )  # fmt: skip
     assert key.encode() not in r.body
-    json.loads(r.body)

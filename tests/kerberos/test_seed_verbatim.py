@@ -7,6 +7,7 @@ stores, ``-b`` sends): the seed swaps them, which would never store a cookie.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -48,7 +49,11 @@ def test_seed_commands_as_printed(gateway: Gateway, kdc: KdcRealm, tmp_path: Pat
     # ... and later ones need nothing else, not even a ticket.
     kdc.realm.kdestroy(cc)
     status, body = status_and_body(shell_curl(["-b", str(jar), f"{gw.url}/user/alice?op=status"], cc, kdc))
-    assert status in (200, 404), body  # authenticated: the backend answered about the path
+    # Authenticated: the backend itself answers that alice has no home yet (401 otherwise).
+    assert (status, json.loads(body)) == (404, {
+        "statusCode": 404, "reason": "Not Found", "message": "File does not exist: /user/alice",
+        "exception": "FileNotFoundException",
+    }), body  # fmt: skip
     status, body = status_and_body(shell_curl(["-b", str(jar), f"{gw.url}?op=homedir"], cc, kdc))
     assert (status, body) == (200, f'{{"homeDir": "{gw.url}/user/alice"}}')
 
