@@ -6,15 +6,28 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from tests.conftest import GatewayProcess
 from tests.e2e.curl import curl
 
+T = TypeVar("T")
 
-def cut_off_upload(gw: GatewayProcess, cookie: str, target: str, declared: int, sent: int) -> list[Path]:
-    """Send part of an upload, then reset the connection; what was staged meanwhile."""
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float) -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting until {what}")
+        time.sleep(0.01)
+    return result
+
+
+def cut_off_upload(gw: GatewayProcess, cookie: str, target: str, declared: int, sent: int) -> None:
+    """Send part of an upload, wait until the backend has staged it, then reset the connection."""
     with socket.create_connection(("127.0.0.1", gw.port)) as s:
         s.sendall(
             (
@@ -23,11 +36,9 @@ def cut_off_upload(gw: GatewayProcess, cookie: str, target: str, declared: int, 
             ).encode()
             + b"p" * sent
         )
-        deadline = time.monotonic() + 5
-        while not (staged := leftovers(gw.root)) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # Without a staged upload to clean up, the test would prove nothing.
+        wait_until(lambda: leftovers(gw.root), "the partial upload is staged in the backend", 10)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
-    return staged
 
 
 def leftovers(root: Path) -> list[Path]:
@@ -48,13 +59,9 @@ def test_cut_off_upload_leaves_no_partial_file(
                  "-H", "content-type: application/octet-stream", f"{gw.url}/f.bin?op=create")
         assert r.status == 201
 
-    staged = cut_off_upload(gw, cookie, "/f.bin?op=create&overwrite=true", declared=64 * 2**20, sent=4 * 2**20)
+    cut_off_upload(gw, cookie, "/f.bin?op=create&overwrite=true", declared=64 * 2**20, sent=4 * 2**20)
 
-    assert staged, "the partial upload never reached the backend: the test would prove nothing"
-    deadline = time.monotonic() + 10
-    while leftovers(gw.root) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert leftovers(gw.root) == []
+    wait_until(lambda: leftovers(gw.root) == [], "the backend removes the partial upload", 10)
     target = gw.root / "f.bin"
     if existing is None:
         assert not target.exists()
