@@ -83,7 +83,11 @@ def build_gateway_app(
                 dialect.rewrite_response_headers,
             )
         except UpstreamError as exc:
-            return dialect.error_response(exc.status, exc.message)
+            response = dialect.error_response(exc.status, exc.message)
+            if not request.content.is_eof():
+                # The rest of the body has nowhere to go: close rather than read it.
+                response.force_close()
+            return response
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         started: list[AuthScheme] = []

@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import socket
+from typing import Any
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -126,30 +128,113 @@ class _BackendProtocol(ResponseHandler):
 
 
 class _TimedBody(payload.AsyncIterablePayload):
-    """The client's request body, each chunk of which the backend must take within ``send_timeout``.
+    """The client's request body, streamed to a backend that must keep taking it.
 
     aiohttp's client has no write timeout: a backend that stops reading
-    would hold the request, its connection and the client forever.  A
-    timeout here fails the upstream request with ``TimeoutError``.
+    would hold the request, its connection and the client forever.  Each
+    chunk must be taken within ``send_timeout`` (else ``TimeoutError``).
+    While the backend does not take it, the gateway does not read from the
+    client either, and so would not notice the client hang up: the client's
+    socket is looked at every second, and a client gone aborts both sides.
     """
 
-    def __init__(self, content: aiohttp.StreamReader, send_timeout: float) -> None:
-        super().__init__(content.iter_any())
+    _upstream: asyncio.Transport | None = None
+    _task: asyncio.Task[Any] | None = None
+    _verdict: OSError | None = None  # why the watch stopped the upload
+    _blocked_since: float | None = None  # loop time the pending write began
+    _watch_handle: asyncio.TimerHandle
+
+    def __init__(self, request: web.Request, send_timeout: float) -> None:
+        super().__init__(request.content.iter_any())
+        self._content = request.content
+        self._client = request.transport
         self._send_timeout = send_timeout
+        self._period = min(_LIVENESS_PERIOD, send_timeout)
 
     async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
         chunks, self._iter = self._iter, None
         if chunks is None:
             return
         self._consumed = True
+        # Kept: aiohttp forgets the transport when it starts a graceful close.
+        self._upstream = getattr(writer, "transport", None)
+        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        self._watch_handle = loop.call_later(self._period, self._watch)
         remaining = content_length
-        async for chunk in chunks:
-            if remaining is not None:
-                chunk = chunk[:remaining]
-                remaining -= len(chunk)
-            if chunk:
-                async with asyncio.timeout(self._send_timeout):
+        try:
+            async for chunk in chunks:
+                if remaining is not None:
+                    chunk = chunk[:remaining]
+                    remaining -= len(chunk)
+                if chunk:
+                    self._blocked_since = loop.time()
                     await writer.write(chunk)
+                    self._blocked_since = None
+        except asyncio.CancelledError:
+            if self._verdict is None or self._task is None:
+                self.abort()
+                raise
+            self._task.uncancel()
+            # aiohttp hands an OSError to the waiting request, which aborts.
+            raise self._verdict from None
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._blocked_since = None
+            self._task = None
+            self._watch_handle.cancel()
+
+    def _watch(self) -> None:
+        """Once a period: stop an upload the backend stopped taking, or whose client left."""
+        if self._task is None:
+            return
+        since = self._blocked_since
+        if since is not None:
+            if _peer_gone(self._client, self._content.is_eof()):
+                self._verdict = ConnectionResetError("the client went away during the upload")
+                if self._client is not None:
+                    self._client.abort()
+                self._task.cancel()
+                return
+            if asyncio.get_running_loop().time() - since >= self._send_timeout:
+                self._verdict = TimeoutError("the backend stopped taking the request body")
+                self._task.cancel()
+                return
+        self._watch_handle = asyncio.get_running_loop().call_later(self._period, self._watch)
+
+    def abort(self) -> None:
+        """Drop the upstream connection at once, unsent bytes and all.
+
+        aiohttp closes a failed connection gracefully, and a graceful close
+        waits for the peer to take what is buffered: from a backend that
+        stopped reading, forever.
+        """
+        if self._upstream is not None:
+            self._upstream.abort()
+
+
+_LIVENESS_PERIOD = 1.0  # seconds between looks at a stalled uploader's socket
+_TCP_ESTABLISHED, _TCP_CLOSE_WAIT = 1, 8
+
+
+def _peer_gone(transport: asyncio.BaseTransport | None, body_complete: bool) -> bool:
+    """True when the TCP peer of ``transport`` has reset or closed its side.
+
+    A peer that only shut down its sending side after the whole body (a
+    half-close) is still waiting for the answer.
+    """
+    if transport is None or transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_INFO"):
+        return False
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    except OSError:
+        return True
+    return not (state == _TCP_ESTABLISHED or (state == _TCP_CLOSE_WAIT and body_complete))
 
 
 def fold_header_name(name: str) -> str:
@@ -271,17 +356,22 @@ class UpstreamProxy:
         """
         url = URL(self._base + fwd.target, encoded=True)
         headers = self.upstream_headers(request, fwd.headers)
-        has_body = request.body_exists
+        body = _TimedBody(request, self._send_timeout) if request.body_exists else None
         try:
-            upstream = await self._session.request(
-                fwd.method,
-                url,
-                headers=headers,
-                data=_TimedBody(request.content, self._send_timeout) if has_body else None,
-                allow_redirects=False,
-                compress=False,
-                chunked=None,
-            )
+            try:
+                upstream = await self._session.request(
+                    fwd.method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    allow_redirects=False,
+                    compress=False,
+                    chunked=None,
+                )
+            except BaseException:
+                if body is not None:  # the client went away, or the backend failed mid-body
+                    body.abort()
+                raise
         except asyncio.TimeoutError as exc:
             proxy_logger.warning("backend timed out before answering %s %s", fwd.method, request.path)
             raise UpstreamError(504, "the backend did not answer in time") from exc

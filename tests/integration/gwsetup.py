@@ -27,7 +27,10 @@ IDENTITY_KEY = b"i" * 48
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
-def make_config(tmp_path: Path, backend_url: str, extra: str = "", keys: tuple[bytes, ...] = (KEY,)) -> Config:
+def make_config(
+    tmp_path: Path, backend_url: str, extra: str = "", keys: tuple[bytes, ...] = (KEY,), backend: str = ""
+) -> Config:
+    """A configuration for ``backend_url``; ``backend`` adds lines to ``[backend]``, ``extra`` whole tables."""
     files = []
     for i, key in enumerate(keys):
         f = tmp_path / f"key{i}"
@@ -41,7 +44,7 @@ def make_config(tmp_path: Path, backend_url: str, extra: str = "", keys: tuple[b
 [backend]
 url = "{backend_url}"
 identity_secret_file = "{ident}"
-read_timeout = 1.0
+{backend if "read_timeout" in backend else "read_timeout = 1.0" + chr(10) + backend}
 [cookie]
 secret_files = {json.dumps(files)}
 validity = 3600
@@ -69,10 +72,15 @@ class Setup:
 
 
 async def start_gateway(
-    server_factory: ServerFactory, tmp_path: Path, backend_url: str, extra: str = "", keys: tuple[bytes, ...] = (KEY,)
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    backend_url: str,
+    extra: str = "",
+    keys: tuple[bytes, ...] = (KEY,),
+    backend: str = "",
 ) -> Setup:
-    """A gateway (configured by ``extra`` TOML lines) in front of ``backend_url``."""
-    config = make_config(tmp_path, backend_url, extra, keys)
+    """A gateway (configured as :func:`make_config` says) in front of ``backend_url``."""
+    config = make_config(tmp_path, backend_url, extra, keys, backend)
     app = build_gateway_app(config, keyring=KeyRing(keys), backend_url=backend_url, identity_key=IDENTITY_KEY)
     return Setup(await server_factory(app), config)
 

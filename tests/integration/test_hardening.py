@@ -8,7 +8,10 @@ which writes raw bytes no framework would let through.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -25,14 +28,14 @@ Start = Callable[..., Awaitable[tuple[Setup, FaultyBackend]]]
 
 @pytest.fixture
 async def faulty(tmp_path: Path, aiohttp_server: ServerFactory) -> AsyncIterator[Start]:
-    """``await faulty(behaviour, extra_toml)``: a gateway in front of a misbehaving backend."""
+    """``await faulty(behaviour, backend_toml)``: a gateway in front of a misbehaving backend."""
     backends: list[FaultyBackend] = []
 
-    async def start(behaviour: Callable[[Exchange], Awaitable[None]], extra: str = "") -> tuple[Setup, FaultyBackend]:
+    async def start(behaviour: Callable[[Exchange], Awaitable[None]], backend_toml: str = "") -> tuple[Setup, FaultyBackend]:
         backend = FaultyBackend(behaviour)
         await backend.start()
         backends.append(backend)
-        return await start_gateway(aiohttp_server, tmp_path, backend.url, extra), backend
+        return await start_gateway(aiohttp_server, tmp_path, backend.url, backend=backend_toml), backend
 
     yield start
     for backend in backends:
@@ -239,3 +242,88 @@ async def test_backend_addresses_in_location_headers_are_rewritten(
     assert resp.headers["Location"] == expected
     assert resp.headers["Content-Location"] == expected
 
+
+
+# -- 4: a backend that stops reading an upload ---------------------------------------
+
+
+async def _upload_head(s: Setup, size: int) -> bytes:
+    return (
+        f"PUT /f?op=create&user.name=bob HTTP/1.1\r\nHost: {URL(s.url).raw_authority}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Hang up with RST: with unsent bytes queued, a FIN would wait behind them forever."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _push(writer: asyncio.StreamWriter, total: int) -> None:
+    """Write ``total`` bytes for as long as the peer takes them."""
+    block = b"u" * 2**16
+    with contextlib.suppress(ConnectionError):
+        while total > 0:
+            writer.write(block[: min(total, len(block))])
+            total -= len(block)
+            await writer.drain()
+
+
+async def test_a_backend_that_stops_reading_gets_504_after_send_timeout(faulty: Start) -> None:
+    s, backend = await faulty(behaviours.stall, "send_timeout = 1.0")
+    size = 256 * 2**20
+    u = URL(s.url)
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    writer.write(await _upload_head(s, size))
+    pusher = asyncio.ensure_future(_push(writer, size))
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 504 "), head
+        assert b"Connection: close" in head
+        await backend.wait_released()
+        # The gateway then closes the client side too, after aiohttp's lingering
+        # close (10 s of reading and dropping, so the client can read the 504).
+        await asyncio.wait_for(pusher, 20)
+    finally:
+        pusher.cancel()
+        writer.close()
+
+
+async def test_a_client_that_hangs_up_releases_its_backend_connection(faulty: Start) -> None:
+    s, backend = await faulty(behaviours.stall, "send_timeout = 60.0")
+    size = 256 * 2**20
+    u = URL(s.url)
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    writer.write(await _upload_head(s, size))
+    pusher = asyncio.ensure_future(_push(writer, size))
+    async with asyncio.timeout(10):  # until the upload is stuck with the backend
+        while not (backend.heads and backend.peer_connections()):
+            await asyncio.sleep(0.02)
+    pusher.cancel()
+    _reset(writer)
+    await backend.wait_released()
+
+
+async def test_a_full_pool_is_504_after_pool_timeout(faulty: Start) -> None:
+    s, backend = await faulty(behaviours.stall, "read_timeout = 60.0\nsend_timeout = 60.0\nmax_connections = 2\npool_timeout = 1.0\nconnect_timeout = 1.0")
+    size = 64 * 2**20
+    u = URL(s.url)
+    held = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection(u.host, u.port)
+        writer.write(await _upload_head(s, size))
+        held.append((writer, asyncio.ensure_future(_push(writer, size))))
+    try:
+        async with asyncio.timeout(10):
+            while len(backend.heads) < 2:
+                await asyncio.sleep(0.02)
+        resp, body = await asyncio.wait_for(s.get("/f?user.name=bob"), 10)
+        assert resp.status == 504
+        assert json.loads(body)["message"] == "the backend did not answer in time"
+    finally:
+        for writer, pusher in held:
+            pusher.cancel()
+            _reset(writer)
+    await backend.wait_released()
