@@ -19,7 +19,7 @@ from itsdangerous import URLSafeSerializer
 
 from gateway.cookie import _SALT, CookieCodec, KeyRing, SessionToken
 
-PROPERTY = settings(derandomize=True, deadline=None, max_examples=150)
+PROPERTY = settings(derandomize=True, deadline=None, max_examples=100)
 
 NOW = 1_800_000_000
 KEY = b"k" * 32

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.query import encode_param, iter_params, param_values, rewrite_query
 
-PROPERTY = settings(derandomize=True, deadline=None, max_examples=120)
+PROPERTY = settings(derandomize=True, deadline=None, max_examples=100)
 
 DROP = frozenset({"user.name", "doas"})
 
@@ -60,7 +60,9 @@ names = st.one_of(
     st.text(any_char.filter(lambda c: c not in "&;="), max_size=10),
 )
 values = st.one_of(
-    st.sampled_from(["", "bob", "root", "a%20b", "x+y", "%", "%2", "%zz", "%FF", "%C3%A9", "\u00e9", "\udcff", "=", "a=b"]),
+    st.sampled_from(
+        ["", "bob", "root", "a%20b", "x+y", "%", "%2", "%zz", "%FF", "%C3%A9", "\u00e9", "\udcff", "=", "a=b"]
+    ),
     st.text(any_char.filter(lambda c: c not in "&;"), max_size=10),
 )
 pairs = st.builds(lambda n, eq, v: n + eq + v, names, st.sampled_from(["=", "=", ""]), values)

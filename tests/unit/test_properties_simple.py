@@ -22,10 +22,16 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from authplugins import Authenticated, AuthenticationError, Challenge
-from authplugins.simple import ANONYMOUS, MAX_USER_NAME, SimpleOptions, SimpleScheme, check_user_name
+from authplugins.simple import (
+    ANONYMOUS,
+    MAX_USER_NAME,
+    SimpleOptions,
+    SimpleScheme,
+    check_user_name,
+)
 from gateway.query import param_values
 
-PROPERTY = settings(derandomize=True, deadline=None, max_examples=150)
+PROPERTY = settings(derandomize=True, deadline=None, max_examples=100)
 
 surrogates = st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF, categories=["Cs"])
 any_char = st.one_of(st.characters(), surrogates)
@@ -76,14 +82,17 @@ _REST = _FIRST | set(string.digits + ".-")
 
 def _in_grammar(name: str) -> bool:
     """``[A-Za-z_][A-Za-z0-9._-]*\\$?``, at most 64 characters, written without a regex."""
-    body = name[:-1] if name.endswith("$") else name
+    body = name.removesuffix("$")
     return 0 < len(name) <= MAX_USER_NAME and body[:1] in _FIRST and all(c in _REST for c in body[1:])
 
 
 valid_users = st.from_regex(r"[A-Za-z_][A-Za-z0-9._-]{0,62}\$?", fullmatch=True)
 # Characters that look like they might belong: non-ASCII letters and digits,
 # case-folding oddities, separators, line ends, surrogates.
-lookalikes = st.sampled_from(["$", "$$", "\n", " ", "\t", "/", "@", "%", "+", "\u00e9", "\u0663", "\u01c5", "\u212a", "\u0130", "\uff41", "\udcff", "\x00"])
+lookalikes = st.sampled_from(
+    ["$", "$$", "\n", " ", "\t", "/", "@", "%", "+", "\x00", "\udcff"]
+    + ["\u00e9", "\u0663", "\u01c5", "\u212a", "\u0130", "\uff41"]  # é, ٣, ǅ, KELVIN SIGN, İ, ａ
+)
 
 
 @st.composite
@@ -131,9 +140,12 @@ def _outcome(scheme: SimpleScheme, request: web.Request) -> Authenticated | Chal
 
 # Spellings that the gateway's reader folds to user.name, and ones it does not.
 user_param = st.sampled_from(
-    ["user.name", "USER.NAME", "User.Name", "user%2Ename", "user%2eNAME", "%75ser.name", "%55SER%2ENAME", "user.name%20", "%20user.name", "+user.name", "user.name+"]
+    ["user.name", "USER.NAME", "User.Name", "user%2Ename", "user%2eNAME", "%75ser.name", "%55SER%2ENAME"]
+    + ["user.name%20", "%20user.name", "+user.name", "user.name+"]
 )
-other_param = st.sampled_from(["op", "doas", "user.name2", "username", "user+name", "user_name", "user%2Fname", "%zz", "", "u"])
+other_param = st.sampled_from(
+    ["op", "doas", "user.name2", "username", "user+name", "user_name", "user%2Fname", "%zz", "", "u"]
+)
 # (as written in the target, as decoded)
 spelled_values = st.one_of(
     st.sampled_from(
@@ -200,7 +212,9 @@ def test_scheme_reads_one_user_or_refuses(case: tuple[str, list[str]], anonymous
 
 queries = st.one_of(
     st.lists(
-        st.sampled_from(["user.name", "USER%2ENAME", "=", "bob", "alice", "&", ";", "+", "%", "%FF", "\u00e9", "\udcff", "$"]),
+        st.sampled_from(
+            ["user.name", "USER%2ENAME", "=", "bob", "alice", "&", ";", "+", "%", "%FF", "\u00e9", "\udcff", "$"]
+        ),
         max_size=16,
     ).map("".join),
     any_text,
