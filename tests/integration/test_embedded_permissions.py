@@ -266,6 +266,20 @@ async def test_settimes_needs_ownership_or_write(backend: Backend) -> None:
         assert (st["modificationTime"], st["accessTime"]) == (1310671662423, 1310671662000), path
 
 
+async def test_setreplication_needs_ownership_or_write(backend: Backend) -> None:
+    await mkdir(backend, "/d", "777")
+    await put(backend, "/d/mine", "444", owner="bob")
+    await put(backend, "/d/writable", "646")
+    await put(backend, "/d/theirs", "644")
+    message = denied("bob", "WRITE", "/d/theirs")
+    await refused(backend, "bob", "PUT", "/d/theirs?op=setreplication&replication=2", message)
+    # the twins
+    for path in ("/d/mine", "/d/writable"):
+        reply = await backend.call("PUT", f"{path}?op=setreplication&replication=2")
+        assert (reply.status, reply.json()) == (200, {"setReplication": True}), path
+        assert (await status(backend, path))["replication"] == 2, path
+
+
 # -- groups come from embedded.groups only -------------------------------------------------
 
 
