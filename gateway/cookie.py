@@ -25,6 +25,9 @@ from gateway.config import read_secret
 __all__ = ("CookieCodec", "KeyRing", "SessionToken")
 
 _SALT = "authgateway.session-cookie.v1"
+_SIGNATURE_CHARS = 43  # HMAC-SHA256 (32 bytes) in unpadded base64
+# Base64 characters whose two low bits are zero, the only valid last ones.
+_CANONICAL_LAST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[::4])
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,12 @@ class CookieCodec:
         if len(value) >= 2 and value[0] == value[-1] == '"':  # hadoop-auth quotes its values
             value = value[1:-1]
         if not value.isascii():  # header bytes that are not UTF-8 arrive as surrogates
+            return None
+        # A 32-byte HMAC in unpadded base64 leaves 2 unused bits in the last
+        # character, which itsdangerous ignores: accept only the one canonical
+        # spelling, so a token has exactly one cookie value.
+        signature = value.rpartition(".")[2]
+        if len(signature) != _SIGNATURE_CHARS or signature[-1] not in _CANONICAL_LAST:
             return None
         try:
             payload = self._serializer.loads(value)

@@ -321,17 +321,19 @@ async def _open(call: _Call) -> web.StreamResponse:
 async def _receive(call: _Call, sink: FileSink) -> None:
     """Copy the whole request body into ``sink``; raise unless it all arrived."""
     content = call.request.content
-    buffer = bytearray()
     while True:
         chunk = await content.readany()
         if not chunk:
             break
-        buffer += chunk
-        if len(buffer) >= CHUNK_SIZE:
-            data, buffer = buffer, bytearray()
-            await call.backend.run(sink.write, data)
-    if buffer:
-        await call.backend.run(sink.write, buffer)
+        # Batch what has already arrived into one write on the pool, but
+        # never wait for more while holding it: a stalled upload must not
+        # keep a buffer (memory follows connections, not their stalls).
+        if len(chunk) < CHUNK_SIZE and not content.at_eof():
+            batch = bytearray(chunk)
+            while len(batch) < CHUNK_SIZE and (more := content.read_nowait(CHUNK_SIZE - len(batch))):
+                batch += more
+            chunk = bytes(batch) if len(batch) > len(chunk) else chunk
+        await call.backend.run(sink.write, chunk)
     expected = call.request.content_length
     if not content.is_eof() or (expected is not None and sink.written != expected):
         raise BadRequestError("Incomplete request body")
