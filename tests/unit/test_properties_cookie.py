@@ -12,7 +12,6 @@ import hashlib
 import string
 from typing import Any
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from itsdangerous import URLSafeSerializer
