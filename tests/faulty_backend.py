@@ -14,11 +14,15 @@ Used by the integration tests and by ``scripts/soak``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
-__all__ = ("Exchange", "FaultyBackend", "behaviours")
+__all__ = ("Exchange", "FaultyBackend", "behaviours", "hang_up")
 
 
 @dataclass
@@ -161,3 +165,98 @@ class behaviours:
                 await ex.stopping.wait()
 
         return behaviour
+
+    # -- for scripts/soak, which runs for minutes: one backend misbehaving by path, and
+    # behaviours that hold a connection let go after a bounded time, not when it stops.
+
+    @staticmethod
+    def route(table: Mapping[str, Behaviour], default: Behaviour | None = None) -> Behaviour:
+        """Pick the behaviour by the target's first path segment (``/stall/x`` -> ``table["stall"]``).
+
+        A segment not in ``table`` goes to ``default``, or gets a 404 without one.
+        """
+
+        async def behaviour(ex: Exchange) -> None:
+            first = ex.target.split("?", 1)[0].lstrip("/").split("/", 1)[0]
+            chosen = table.get(first, default)
+            if chosen is None:
+                await ex.drain_body()
+                await ex.reply("404 Not Found")
+            else:
+                await chosen(ex)
+
+        return behaviour
+
+    @staticmethod
+    def reset(prefix: bytes = b"") -> Behaviour:
+        """Write ``prefix`` (say, the start of an answer), then reset the connection without reading the body."""
+
+        async def behaviour(ex: Exchange) -> None:
+            if prefix:
+                ex.writer.write(prefix)
+                await ex.writer.drain()
+            hang_up(ex)
+
+        return behaviour
+
+    @staticmethod
+    def stall_for(seconds: float) -> Behaviour:
+        """Like ``stall`` (read the head only, then neither read nor answer), but reset after ``seconds``."""
+
+        async def behaviour(ex: Exchange) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ex.stopping.wait(), seconds)
+            hang_up(ex)
+
+        return behaviour
+
+    @staticmethod
+    def slow(delay: float, body: bytes, pieces: int = 1, interval: float = 0.0) -> Behaviour:
+        """Read the body, stay silent ``delay`` seconds, then answer 200 with ``body`` in ``pieces`` writes
+        ``interval`` seconds apart (the head goes with the first)."""
+
+        async def behaviour(ex: Exchange) -> None:
+            await ex.drain_body()
+            await asyncio.sleep(delay)
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+            step = -(-len(body) // max(pieces, 1)) or 1
+            ex.writer.write(head.encode("latin-1") + body[:step])
+            await ex.writer.drain()
+            for start in range(step, len(body), step):
+                await asyncio.sleep(interval)
+                ex.writer.write(body[start : start + step])
+                await ex.writer.drain()
+
+        return behaviour
+
+    @staticmethod
+    def raw_then_hold(response: bytes, seconds: float) -> Behaviour:
+        """Like ``raw(response, then_stall=True)``, but the connection is held at most ``seconds``.
+
+        Meanwhile whatever the gateway sends is read and dropped, so its
+        hanging up ends the behaviour at once; after ``seconds`` the
+        connection is reset.
+        """
+
+        async def behaviour(ex: Exchange) -> None:
+            await ex.drain_body()
+            ex.writer.write(response)
+            await ex.writer.drain()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    while await ex.reader.read(65536):
+                        pass
+                    raise ConnectionAbortedError("the gateway hung up")
+            hang_up(ex)
+
+        return behaviour
+
+
+def hang_up(ex: Exchange) -> NoReturn:
+    """Reset the connection (RST, not FIN) and end the exchange."""
+    sock = ex.writer.get_extra_info("socket")
+    if sock is not None and not ex.writer.transport.is_closing():
+        with contextlib.suppress(OSError):  # the peer may have gone first
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ex.writer.transport.abort()
+    raise ConnectionAbortedError("the behaviour hung up")
