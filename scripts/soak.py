@@ -41,6 +41,7 @@ Run through scripts/soak, which installs what is missing.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = float(QUICK_SECONDS)
+    overrides = []
+    for item in args.set:
+        match = re.fullmatch(r"(?:(embedded|faulty):)?([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)+)=(.*)", item, re.S)
+        if match is None:
+            parser.error(f"--set {item!r}: expected [embedded:|faulty:]SECTION.KEY=VALUE")
+        overrides.append(match.groups())
+    args.set = overrides  # (gateway or None, section.key, value's text)
+    if args.large_mib < 1:
+        parser.error("--large-mib must be at least 1")
     return args
 
 
@@ -121,7 +131,6 @@ import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
@@ -463,11 +472,7 @@ def settings(args: argparse.Namespace, known: set[str]) -> tuple[dict[str, dict[
         for name in targets:
             value = client_connections(args, name) if option == "max_client_connections" else getattr(args, option)
             out[name] = deep_merge(out[name], _nest(key, value))
-    for item in args.set:
-        match = re.fullmatch(r"(?:(embedded|faulty):)?([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)+)=(.*)", item, re.S)
-        if match is None:
-            raise SystemExit(f"--set {item!r}: expected [embedded:|faulty:]SECTION.KEY=VALUE")
-        target, key, text = match.groups()
+    for target, key, text in args.set:
         try:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
