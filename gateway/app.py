@@ -5,6 +5,7 @@ Data flows one way: client -> auth filter -> dialect -> proxy -> backend.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import HttpVersion11, hdrs, web
@@ -17,10 +18,12 @@ from gateway.dialects import DIALECTS, Dialect
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
 from gateway.proxy import UpstreamError, UpstreamProxy, origin_form
+from gateway.serving import InFlight
 
-__all__ = ("build_gateway_app",)
+__all__ = ("IN_FLIGHT", "build_gateway_app")
 
 _PROXY = web.AppKey("proxy", UpstreamProxy)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progress, for the drain
 _TARGET = web.RequestKey("target", str)  # the origin-form request target
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,10 +76,13 @@ def build_gateway_app(
         return None
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if request.version == HttpVersion11 and hdrs.EXPECT in request.headers:
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
+        task = asyncio.current_task()
+        assert task is not None
+        in_flight.enter(task)
         try:
+            if request.version == HttpVersion11 and hdrs.EXPECT in request.headers:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0
             return await request.app[_PROXY].forward(
                 request,
                 dialect.forward(request, request[_TARGET], request[IDENTITY].user),
@@ -84,10 +90,19 @@ def build_gateway_app(
             )
         except UpstreamError as exc:
             response = dialect.error_response(exc.status, exc.message)
-            if not request.content.is_eof():
-                # The rest of the body has nowhere to go: close rather than read it.
-                response.force_close()
-            return response
+        except asyncio.CancelledError:
+            # Cut by the drain bound at shutdown: say so while we still can.
+            if not in_flight.cutting or request.writer.output_size:
+                raise
+            task.uncancel()
+            response = dialect.error_response(503, "the gateway is shutting down")
+            response.force_close()
+        finally:
+            in_flight.leave(task)
+        if not request.content.is_eof():
+            # The rest of the body has nowhere to go: close rather than read it.
+            response.force_close()
+        return response
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         started: list[AuthScheme] = []
@@ -118,8 +133,11 @@ def build_gateway_app(
                     server_logger.exception("stopping scheme %s failed", scheme.type_name)
             await session.close()
 
+    in_flight = InFlight()
     app = web.Application(middlewares=[require_path, auth.middleware], client_max_size=0)
+    app[IN_FLIGHT] = in_flight
     app.on_response_prepare.append(auth.on_response_prepare)
+    app.on_response_prepare.append(in_flight.on_response_prepare)
     app.cleanup_ctx.append(lifetime)
     app.router.add_route("*", "/{tail:.*}", handle, expect_handler=expect)
     return app

@@ -13,12 +13,14 @@ import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from gateway.config import Config, ConfigError, load_config, read_secret
 from gateway.cookie import KeyRing
 from gateway.log import ClientErrorFilter, access_logger, server_logger
+from gateway.serving import ConnectionLimit, InFlight
 
 __all__ = ("main",)
 
@@ -27,6 +29,8 @@ EXIT_CONFIG = 2
 # carrying many group SIDs (Active Directory) outgrows aiohttp's 8 KiB.
 _MAX_HEADER_FIELD = 65536
 _ACCESS_FORMAT = '%a "%r" %s %b %Dus'
+_READ_BUFFER = 16 * 1024
+_AFTER_DRAIN = 2.0  # seconds
 
 
 def _ensure_key(path: Path, what: str) -> bytes:
@@ -58,7 +62,33 @@ def _keys(config: Config) -> tuple[KeyRing, bytes | None]:
     return keyring, identity_key
 
 
-async def _start_site(runner: web.AppRunner, listen: str, ssl_context: ssl.SSLContext | None = None) -> str:
+class _LimitedTCPSite(web.TCPSite):
+    """A TCP site whose connections pass through a :class:`ConnectionLimit`."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self._limit = limit
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        assert self._runner.server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            ConnectionLimit(self._runner.server, self._limit),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
+
+
+async def _start_site(
+    runner: web.AppRunner,
+    listen: str,
+    ssl_context: ssl.SSLContext | None = None,
+    max_connections: int | None = None,
+) -> str:
     await runner.setup()
     site: web.BaseSite
     if listen.startswith("unix:"):
@@ -68,13 +98,34 @@ async def _start_site(runner: web.AppRunner, listen: str, ssl_context: ssl.SSLCo
         os.chmod(path, 0o600)
         return listen
     host, _, port = listen.rpartition(":")
-    site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_address=True)
+    if max_connections is None:
+        site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_address=True)
+    else:
+        site = _LimitedTCPSite(
+            runner, host.strip("[]"), int(port), limit=max_connections, ssl_context=ssl_context, reuse_address=True
+        )
     await site.start()
     actual = runner.addresses[0][1]  # the bound port, when 0 was asked for
     return f"{host}:{actual}"
 
 
-async def _run_until_stopped(runners: Sequence[web.AppRunner]) -> None:
+def _runner(app: web.Application, shutdown_timeout: float = _AFTER_DRAIN, **kwargs: Any) -> web.AppRunner:
+    return web.AppRunner(
+        app,
+        handler_cancellation=True,
+        max_field_size=_MAX_HEADER_FIELD,
+        max_line_size=_MAX_HEADER_FIELD,
+        # A connection buffers at most twice this of a request body before
+        # aiohttp stops reading it: memory follows connections, not uploads.
+        read_bufsize=_READ_BUFFER,
+        # Behind the gateway, its drain (InFlight) has already waited for the
+        # requests: what is left is idle connections and requests being cut.
+        shutdown_timeout=shutdown_timeout,
+        **kwargs,
+    )
+
+
+async def _run_until_stopped(runners: Sequence[web.AppRunner], drain_timeout: float, in_flight: InFlight | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,39 +133,43 @@ async def _run_until_stopped(runners: Sequence[web.AppRunner]) -> None:
     try:
         await stop.wait()
     finally:
-        server_logger.info("shutting down")
+        started = loop.time()
+        server_logger.info("shutting down: no new connections; requests in progress get %.0f s", drain_timeout)
+        # Every listener at once, so nothing new starts anywhere.  (Not
+        # aiohttp's pre_shutdown: it drops what clients still send, so an
+        # upload in progress could never finish.)
+        for runner in runners:
+            for site in list(runner.sites):
+                await site.stop()
+        if in_flight is not None:
+            cut = await in_flight.drain(drain_timeout)
+            if cut:
+                server_logger.warning("shutdown cut %d request(s) still in progress after %.0f s", cut, drain_timeout)
         for runner in reversed(runners):
             await runner.cleanup()
+        server_logger.info("stopped after %.1f s", loop.time() - started)
 
 
-async def _start_embedded(config: Config, identity_key: bytes, runners: list[web.AppRunner]) -> str:
+async def _start_embedded(
+    config: Config, identity_key: bytes, runners: list[web.AppRunner], shutdown_timeout: float = _AFTER_DRAIN
+) -> str:
     """Start the embedded backend (its runner joins ``runners``); return where it listens."""
+    from gateway.embedded import build_embedded_app
+    from gateway.identity import IdentitySigner
+
     Path(config.embedded.root).mkdir(parents=True, exist_ok=True)
-    runner = _embedded_runner(config, identity_key)
+    app = build_embedded_app(
+        config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
+    )
+    runner = _runner(app, shutdown_timeout, access_log=None)
     runners.append(runner)
     where = await _start_site(runner, config.embedded.listen)
     server_logger.info("embedded backend serving %s on %s", config.embedded.root, where)
     return where
 
 
-def _embedded_runner(config: Config, identity_key: bytes) -> web.AppRunner:
-    from gateway.embedded import build_embedded_app
-    from gateway.identity import IdentitySigner
-
-    app = build_embedded_app(
-        config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
-    )
-    return web.AppRunner(
-        app,
-        handler_cancellation=True,
-        access_log=None,
-        max_field_size=_MAX_HEADER_FIELD,
-        max_line_size=_MAX_HEADER_FIELD,
-    )
-
-
 async def _serve(config: Config) -> None:
-    from gateway.app import build_gateway_app
+    from gateway.app import IN_FLIGHT, build_gateway_app
 
     keyring, identity_key = _keys(config)
     runners: list[web.AppRunner] = []
@@ -136,16 +191,18 @@ async def _serve(config: Config) -> None:
         if config.server.tls_cert_file:
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(config.server.tls_cert_file, config.server.tls_key_file)
-        runner = web.AppRunner(
+        runner = _runner(
             app,
-            handler_cancellation=True,
             access_log=access_logger if config.server.access_log else None,
             access_log_format=_ACCESS_FORMAT,
-            max_field_size=_MAX_HEADER_FIELD,
-            max_line_size=_MAX_HEADER_FIELD,
         )
         runners.append(runner)
-        where = await _start_site(runner, f"{config.server.host}:{config.server.port}", ssl_context)
+        where = await _start_site(
+            runner,
+            f"{config.server.host}:{config.server.port}",
+            ssl_context,
+            max_connections=config.server.max_connections,
+        )
         scheme = "https" if ssl_context else "http"
         server_logger.info(
             "authgateway listening on %s://%s (schemes: %s; backend: %s)",
@@ -156,7 +213,7 @@ async def _serve(config: Config) -> None:
         for r in reversed(runners):
             await r.cleanup()
         raise
-    await _run_until_stopped(runners)
+    await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT])
 
 
 async def _embedded(config: Config) -> None:
@@ -164,12 +221,13 @@ async def _embedded(config: Config) -> None:
     assert identity_key is not None
     runners: list[web.AppRunner] = []
     try:
-        await _start_embedded(config, identity_key, runners)
+        # Alone, the backend's own requests get the drain bound.
+        await _start_embedded(config, identity_key, runners, config.server.shutdown_timeout)
     except BaseException:
         for r in runners:
             await r.cleanup()
         raise
-    await _run_until_stopped(runners)
+    await _run_until_stopped(runners, config.server.shutdown_timeout, None)
 
 
 def _load(path: str | None) -> Config:

@@ -63,6 +63,13 @@ class ServerConfig:
     tls_cert_file: str = field(default="", metadata=_help("PEM certificate; enables HTTPS with tls_key_file"))
     tls_key_file: str = field(default="", metadata=_help("PEM private key for tls_cert_file"))
     access_log: bool = field(default=True, metadata=_help("log one line per request to gateway.access"))
+    max_connections: int = field(
+        default=1024, metadata=_help("client connections at once; past it a new one gets 503 and is closed")
+    )
+    shutdown_timeout: float = field(
+        default=30.0,
+        metadata=_help("seconds requests in progress get to finish after SIGTERM; the rest are cut (503)"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +374,10 @@ def _check(config: Config) -> list[str]:
     server, cookie, backend, embedded = config.server, config.cookie, config.backend, config.embedded
     if not 0 <= server.port <= 65535:
         problems.append(f"server.port = {server.port}: must be between 0 and 65535")
+    if server.max_connections < 1:
+        problems.append(f"server.max_connections = {server.max_connections}: must be at least 1")
+    if not 0 <= server.shutdown_timeout <= 3600:
+        problems.append(f"server.shutdown_timeout = {server.shutdown_timeout}: must be between 0 and 3600 seconds")
     if bool(server.tls_cert_file) != bool(server.tls_key_file):
         problems.append("server.tls_cert_file, server.tls_key_file: set both or neither")
     for key in ("tls_cert_file", "tls_key_file"):

@@ -171,6 +171,7 @@ class _TimedBody(payload.AsyncIterablePayload):
                     self._blocked_since = loop.time()
                     await writer.write(chunk)
                     self._blocked_since = None
+                chunk = b""  # not held while the client is slow to send more
         except asyncio.CancelledError:
             if self._verdict is None or self._task is None:
                 self.abort()
@@ -408,6 +409,7 @@ class UpstreamProxy:
             if request.method != hdrs.METH_HEAD:
                 async for chunk in upstream.content.iter_chunked(_CHUNK):
                     await response.write(chunk)
+                    chunk = b""  # not held while the backend is slow to send more
             await response.write_eof()
             return response
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:

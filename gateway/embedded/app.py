@@ -328,12 +328,14 @@ async def _receive(call: _Call, sink: FileSink) -> None:
         # Batch what has already arrived into one write on the pool, but
         # never wait for more while holding it: a stalled upload must not
         # keep a buffer (memory follows connections, not their stalls).
-        if len(chunk) < CHUNK_SIZE and not content.at_eof():
-            batch = bytearray(chunk)
-            while len(batch) < CHUNK_SIZE and (more := content.read_nowait(CHUNK_SIZE - len(batch))):
-                batch += more
-            chunk = bytes(batch) if len(batch) > len(chunk) else chunk
-        await call.backend.run(sink.write, chunk)
+        pieces, size = [chunk], len(chunk)
+        while size < CHUNK_SIZE and (more := content.read_nowait(CHUNK_SIZE - size)):
+            pieces.append(more)
+            size += len(more)
+        data = chunk if len(pieces) == 1 else b"".join(pieces)
+        del chunk, pieces
+        await call.backend.run(sink.write, data)
+        del data
     expected = call.request.content_length
     if not content.is_eof() or (expected is not None and sink.written != expected):
         raise BadRequestError("Incomplete request body")
