@@ -388,7 +388,10 @@ class KerberosScheme(AuthScheme):
                 )
             if gssapi.RequirementFlag.anonymity in context.actual_flags:
                 raise AuthenticationError("anonymous Kerberos tickets are not accepted")
-            principal = str(context.initiator_name)
+            try:
+                principal = bytes(context.initiator_name).decode("utf-8")
+            except UnicodeDecodeError as exc:  # a valid ticket, for a name no user can have
+                raise AuthenticationError("the client principal is not valid UTF-8", status=403) from exc
             service = str(context.target_name)
             lifetime = int(context.lifetime)
         except gssapi.exceptions.GSSError as exc:
