@@ -43,7 +43,8 @@ class IdentitySigner:
     def verify(self, signature: str, user: str, method: str, target: str, now: float | None = None) -> bool:
         """True when ``signature`` was made by :meth:`sign` for exactly this request, recently."""
         stamp, sep, mac = signature.partition(":")
-        if not sep or not stamp.isdigit() or len(mac) != 64:
+        # ASCII first: isdigit() takes "²" and compare_digest refuses non-ASCII text.
+        if not sep or not signature.isascii() or not stamp.isdigit() or len(mac) != 64:
             return False
         age = (time.time() if now is None else now) - int(stamp)
         if not -30.0 <= age <= self.max_age:  # allow a little clock skew between hosts
