@@ -50,6 +50,15 @@ async def read_answer(reader: asyncio.StreamReader, timeout: float = 10.0) -> tu
     return head, await asyncio.wait_for(reader.readexactly(length), timeout)
 
 
+async def wait_staged(gw: GatewayProcess, at_least: int, timeout: float = 10.0) -> None:
+    """Wait until uploads in progress have ``at_least`` bytes in the backend's temporary files."""
+    tmp = gw.root / ".authgateway" / "tmp"
+    deadline = time.monotonic() + timeout
+    while sum(f.stat().st_size for f in tmp.iterdir()) < at_least:
+        assert time.monotonic() < deadline, f"uploads did not stage {at_least} bytes in {timeout} s"
+        await asyncio.sleep(0.05)
+
+
 # Measured on a 2-core Debian 12 machine: before the fix 300 such uploads grew
 # the gateway from 41 to 465 MiB; after it the peak is 151-168 MiB (about
 # 0.08 MiB per stalled upload is live, the rest is the allocator keeping what
@@ -64,12 +73,7 @@ async def test_stalled_uploads_hold_little_memory(gateway: Start) -> None:
     held = [
         await open_upload(gw.port, f"/user/u{i}/f", f"u{i}", 8 * 2**20, b"x" * 2**20) for i in range(300)
     ]
-    # Until every upload's first MiB has reached its temporary file.
-    tmp = gw.root / ".authgateway" / "tmp"
-    deadline = time.monotonic() + 30
-    while sum(f.stat().st_size for f in tmp.iterdir()) < 300 * 2**20:
-        assert time.monotonic() < deadline, "the uploads did not reach the backend"
-        await asyncio.sleep(0.1)
+    await wait_staged(gw, 300 * 2**20, timeout=30)  # every upload's first MiB
     peak = vm_mib(gw.proc.pid, "VmHWM")
     for _, writer in held:
         writer.transport.abort()
@@ -131,11 +135,7 @@ async def test_sigterm_cuts_what_outlasts_the_drain_bound(gateway: Start) -> Non
     down_writer.write(b"GET /user/bob/big?op=open&user.name=bob HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert (await asyncio.wait_for(down_reader.readuntil(b"\r\n\r\n"), 10)).startswith(b"HTTP/1.1 200 ")
     up_reader, up_writer = await open_upload(gw.port, "/user/bob/slow", "bob", 8 * 2**20, b"u" * 2**20)
-    tmp = gw.root / ".authgateway" / "tmp"
-    deadline = time.monotonic() + 10
-    while not any(f.stat().st_size for f in tmp.iterdir()):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await wait_staged(gw, 2**20)
 
     gw.proc.send_signal(signal.SIGTERM)
     await asyncio.sleep(0.3)
@@ -162,11 +162,7 @@ async def test_sigterm_cuts_what_outlasts_the_drain_bound(gateway: Start) -> Non
 async def test_sigterm_lets_requests_finish_and_exits_when_they_have(gateway: Start) -> None:
     gw = gateway(server={"shutdown_timeout": 30.0})
     reader, writer = await open_upload(gw.port, "/user/bob/late", "bob", 2 * 2**20, b"a" * 2**20)
-    tmp = gw.root / ".authgateway" / "tmp"
-    deadline = time.monotonic() + 10
-    while not any(f.stat().st_size for f in tmp.iterdir()):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await wait_staged(gw, 2**20)
     gw.proc.send_signal(signal.SIGTERM)
     await asyncio.sleep(0.5)
     assert gw.proc.poll() is None

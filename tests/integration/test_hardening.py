@@ -15,7 +15,6 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import aiohttp
 import pytest
 from multidict import CIMultiDict
 from yarl import URL
@@ -247,11 +246,21 @@ async def test_backend_addresses_in_location_headers_are_rewritten(
 # -- 4: a backend that stops reading an upload ---------------------------------------
 
 
-async def _upload_head(s: Setup, size: int) -> bytes:
+def _upload_head(s: Setup, size: int) -> bytes:
     return (
         f"PUT /f?op=create&user.name=bob HTTP/1.1\r\nHost: {URL(s.url).raw_authority}\r\n"
         f"Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
     ).encode()
+
+
+async def _start_upload(
+    s: Setup, size: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.Future[None]]:
+    """An upload of ``size`` bytes over a raw socket, pushed for as long as the gateway takes it."""
+    u = URL(s.url)
+    reader, writer = await asyncio.open_connection(u.host, u.port)
+    writer.write(_upload_head(s, size))
+    return reader, writer, asyncio.ensure_future(_push(writer, size))
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -273,11 +282,7 @@ async def _push(writer: asyncio.StreamWriter, total: int) -> None:
 
 async def test_a_backend_that_stops_reading_gets_504_after_send_timeout(faulty: Start) -> None:
     s, backend = await faulty(behaviours.stall, "send_timeout = 1.0")
-    size = 256 * 2**20
-    u = URL(s.url)
-    reader, writer = await asyncio.open_connection(u.host, u.port)
-    writer.write(await _upload_head(s, size))
-    pusher = asyncio.ensure_future(_push(writer, size))
+    reader, writer, pusher = await _start_upload(s, 256 * 2**20)
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         assert head.startswith(b"HTTP/1.1 504 "), head
@@ -293,11 +298,7 @@ async def test_a_backend_that_stops_reading_gets_504_after_send_timeout(faulty: 
 
 async def test_a_client_that_hangs_up_releases_its_backend_connection(faulty: Start) -> None:
     s, backend = await faulty(behaviours.stall, "send_timeout = 60.0")
-    size = 256 * 2**20
-    u = URL(s.url)
-    reader, writer = await asyncio.open_connection(u.host, u.port)
-    writer.write(await _upload_head(s, size))
-    pusher = asyncio.ensure_future(_push(writer, size))
+    reader, writer, pusher = await _start_upload(s, 256 * 2**20)
     async with asyncio.timeout(10):  # until the upload is stuck with the backend
         while not (backend.heads and backend.peer_connections()):
             await asyncio.sleep(0.02)
@@ -308,13 +309,7 @@ async def test_a_client_that_hangs_up_releases_its_backend_connection(faulty: St
 
 async def test_a_full_pool_is_504_after_pool_timeout(faulty: Start) -> None:
     s, backend = await faulty(behaviours.stall, "read_timeout = 60.0\nsend_timeout = 60.0\nmax_connections = 2\npool_timeout = 1.0\nconnect_timeout = 1.0")
-    size = 64 * 2**20
-    u = URL(s.url)
-    held = []
-    for _ in range(2):
-        reader, writer = await asyncio.open_connection(u.host, u.port)
-        writer.write(await _upload_head(s, size))
-        held.append((writer, asyncio.ensure_future(_push(writer, size))))
+    held = [await _start_upload(s, 64 * 2**20) for _ in range(2)]
     try:
         async with asyncio.timeout(10):
             while len(backend.heads) < 2:
@@ -323,7 +318,7 @@ async def test_a_full_pool_is_504_after_pool_timeout(faulty: Start) -> None:
         assert resp.status == 504
         assert json.loads(body)["message"] == "the backend did not answer in time"
     finally:
-        for writer, pusher in held:
+        for _, writer, pusher in held:
             pusher.cancel()
             _reset(writer)
     await backend.wait_released()
