@@ -207,6 +207,15 @@ async def test_allowed_principals_refuse_others_with_403(
     assert "mallory@EXAMPLE.COM is not allowed" in (await resp.json())["error"]
 
 
+async def test_allowed_principals_compare_letter_case(client: Client, options: KerberosOptions, kdc: KdcRealm) -> None:
+    # Kerberos names are case-sensitive: "Alice" is someone else's principal.
+    for patterns in (("Alice@EXAMPLE.COM",), ("ALICE@*",), ("alice@example.com",)):
+        c = await client(replace(options, allowed_principals=patterns))
+        resp = await c.get("/", headers={"Authorization": handshake(kdc.ccache("alice")).header})
+        assert resp.status == 403, patterns
+        assert (await resp.json())["error"] == "Kerberos principal alice@EXAMPLE.COM is not allowed in", patterns
+
+
 async def test_a_realm_glob_lets_the_whole_realm_in(client: Client, options: KerberosOptions, kdc: KdcRealm) -> None:
     c = await client(replace(options, allowed_principals=("*@EXAMPLE.COM",)))
     resp = await c.get("/", headers={"Authorization": handshake(kdc.ccache("mallory")).header})
