@@ -119,6 +119,7 @@ def _default_exception(status: int) -> str:
         401: "AuthenticationException",
         403: "AccessControlException",
         502: "BackendUnavailableException",
+        503: "ServiceUnavailableException",
         504: "BackendTimeoutException",
     }.get(status, "GatewayException")
 

@@ -10,7 +10,9 @@ Connections still in their TLS handshake count once it is done.
 the listening sockets close first (new connections are refused by the
 kernel), requests in progress get until the drain bound, and whatever is
 still running then is cut: answered ``503`` if nothing of its response has
-left yet, otherwise its connection is aborted.
+left yet, otherwise its connection is aborted.  aiohttp then gives the
+clients of cut uploads a short lingering close (``_AFTER_DRAIN`` in the CLI)
+to read their 503 before the process exits.
 """
 
 from __future__ import annotations

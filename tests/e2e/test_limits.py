@@ -143,7 +143,10 @@ async def test_sigterm_cuts_what_outlasts_the_drain_bound(gateway: Start) -> Non
 
     head, body = await read_answer(up_reader, timeout=10)
     assert head.startswith(b"HTTP/1.1 503 "), head
-    assert json.loads(body)["message"] == "the gateway is shutting down"
+    assert json.loads(body) == {
+        "statusCode": 503, "reason": "Service Unavailable", "message": "the gateway is shutting down",
+        "exception": "ServiceUnavailableException",
+    }
     elapsed = await _wait_exit(gw, timeout=10)
     assert gw.proc.returncode == 0
     # The download's headers were out: it can only have been cut short.
