@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -92,12 +93,14 @@ def _substance(pieces: list[str]) -> list[str]:
 
 def _is_trimmed(header: str, result: str) -> bool:
     """``result`` is ``header`` less only separators and white space at its two ends."""
-    edges = SEPARATORS + BLANK
     end = len(result)
     return any(
-        header[i : i + end] == result and not header[:i].strip(edges) and not header[i + end :].strip(edges)
+        header[i : i + end] == result and _EDGE.fullmatch(header[:i]) and _EDGE.fullmatch(header[i + end :])
         for i in range(len(header) - end + 1)
     )
+
+
+_EDGE = re.compile(r"[\s;,]*")  # separators and white space of any kind
 
 
 @PROPERTY
@@ -150,3 +153,12 @@ def test_header_without_such_pair_is_kept(header: str, dropped: frozenset[str]) 
     present = {n.lower() for n, _ in iter_cookies(header)}
     untouched = dropped - present
     assert _is_trimmed(header, strip_cookies(header, untouched))
+
+
+@pytest.mark.parametrize("space", ["\x0b", "\x0c", "\xa0", "\r", "\u2003"])
+def test_any_white_space_around_a_name_is_read_and_scrubbed(space: str) -> None:
+    # Python's http.cookies and aiohttp read "\x0bhadoop.auth" as hadoop.auth.
+    header = f"x=1;{space}hadoop.auth{space}={space}tok{space};y=2"
+    assert cookie_values([header], "hadoop.auth") == ["tok"]
+    assert strip_cookies(header, {"hadoop.auth"}) == "x=1;y=2"
+    assert strip_cookies(f"{space}hadoop.auth=tok;{space}y=2{space}", {"hadoop.auth"}) == "y=2"
