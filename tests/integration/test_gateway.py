@@ -164,6 +164,21 @@ async def test_spoofing_is_scrubbed(setup: Callable[..., Awaitable[Setup]]) -> N
     assert headers["x-forwarded-proto"] == "http"
 
 
+async def test_a_cookie_line_of_only_our_cookie_is_dropped_and_the_rest_kept(
+    setup: Callable[..., Awaitable[Setup]],
+) -> None:
+    s = await setup()
+    resp, body = await s.get(
+        "/a", headers=[("Cookie", f"hadoop.auth={mint('bob')}"), ("X-After", "1"), ("Cookie", "theme=dark")]
+    )
+    assert resp.status == 200
+    seen = [(k.lower(), v) for k, v in json.loads(body)["headers"]]
+    assert ("x-after", "1") in seen
+    assert [v for k, v in seen if k == "cookie"] == ["theme=dark"]
+    # No X-Forwarded-For from the client: the gateway's is the peer alone.
+    assert [v for k, v in seen if k == "x-forwarded-for"] == ["127.0.0.1"]
+
+
 async def test_cookie_wins_over_user_name(setup: Callable[..., Awaitable[Setup]]) -> None:
     s = await setup()
     resp, body = await s.get("/a?user.name=root", headers={"Cookie": f"hadoop.auth={mint('bob')}"})
