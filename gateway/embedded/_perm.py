@@ -69,10 +69,9 @@ def parse_permission(text: str) -> int:
         for i, char in enumerate(bits):
             if char not in "-T":
                 value |= 1 << (8 - i)
+        # T is sticky without other-execute, which the loop has left unset.
         if bits[-1] in "tT":
             value |= STICKY
-            if bits[-1] == "T":
-                value &= ~0o1
         return value
     raise ValueError(f"invalid permission {text!r}: use octal (755) or symbolic (-rwxr-xr-x)")
 
