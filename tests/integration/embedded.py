@@ -23,7 +23,8 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.config import EmbeddedConfig
-from gateway.embedded import build_embedded_app
+from gateway.embedded import BACKEND_KEY, build_embedded_app
+from gateway.embedded._namespace import Namespace
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
 
 __all__ = (
@@ -33,9 +34,12 @@ __all__ = (
     "Backend",
     "Reply",
     "backend",
+    "by_hand",
     "create",
     "make_config",
+    "namespace",
     "running",
+    "snapshot",
     "status",
     "wait_until",
 )
@@ -123,6 +127,12 @@ class Backend:
         return os.listdir(self.root / ".authgateway" / "tmp")
 
 
+def namespace(b: Backend) -> Namespace:
+    """The started backend's namespace, for tests that call it directly in-process."""
+    assert b.runner is not None
+    return b.runner.app[BACKEND_KEY].ns
+
+
 def make_config(root: Path, **overrides: Any) -> EmbeddedConfig:
     values: dict[str, Any] = {"root": str(root), "groups": ("staff:bob,alice", "admins:root2")}
     values.update(overrides)
@@ -168,3 +178,52 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting until {what}")
         await asyncio.sleep(0.01)
+
+
+def by_hand(b: Backend, path: str, data: bytes | None = None) -> None:
+    """Put a file (``data``) or else a directory at ``path`` on the host, and any
+    missing parent directories, as someone would by hand: no metadata is recorded."""
+    host = b.root / path.lstrip("/")
+    if data is None:
+        host.mkdir(parents=True)
+    else:
+        host.parent.mkdir(parents=True, exist_ok=True)
+        host.write_bytes(data)
+
+
+def _read(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOATIME)  # reading must not change what it observes
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+async def snapshot(b: Backend) -> dict[str, Any]:
+    """What a refused request must leave alone.
+
+    Every inode's status as the superuser lists it (directories without their
+    access time, which the listing itself updates), the bytes of every host
+    file, and the backend's scratch directories.
+    """
+    inodes: dict[str, Any] = {"/": await status(b, "/", "hdfs")}
+    pending = ["/"]
+    while pending:
+        directory = pending.pop()
+        for entry in (await b.call("GET", f"{directory}?op=list", "hdfs")).json():
+            path = entry["path"].removeprefix(b.base)
+            if entry["isDir"]:
+                pending.append(path)
+                entry.pop("accessTime")
+            inodes[path] = entry
+    inodes["/"].pop("accessTime")
+    host: dict[str, bytes | None] = {}
+    for dirpath, dirnames, filenames in os.walk(b.root):
+        here = Path(dirpath)
+        if here == b.root:
+            dirnames.remove(".authgateway")
+        for name in dirnames:
+            host[str((here / name).relative_to(b.root)) + "/"] = None
+        for name in filenames:
+            host[str((here / name).relative_to(b.root))] = _read(here / name)
+    state = b.root / ".authgateway"
+    scratch = {name: sorted(os.listdir(state / name)) for name in ("tmp", "trash")}
+    return {"inodes": inodes, "host": host, "scratch": scratch}

@@ -1,8 +1,9 @@
 """Each permission check of the embedded backend, one near miss at a time.
 
-Every tree is built by the superuser ``hdfs``, so its inodes belong to
-``hdfs:admins``; ``bob`` is not in ``admins`` and falls in the *other* class
-unless a test makes him the owner.  Each refusal is made by a user who lacks
+Every tree is built by the superuser ``hdfs``, or put on the host by hand
+(nobody recorded it: it reads as the superuser's, 755/644), so its inodes
+belong to ``hdfs:admins``; ``bob`` is not in ``admins`` and falls in the
+*other* class unless a test makes him the owner or changes the group.  Each refusal is made by a user who lacks
 exactly the one permission the check is about and has every other one it
 takes, and asserts the exact message (so the refusal comes from that check)
 and that nothing changed: statuses, bytes on the host, scratch directories.
@@ -16,16 +17,17 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.integration.embedded import (
     Backend,
     backend,  # noqa: F401  (the fixture)
+    by_hand,
     create,
     make_config,
     running,
+    snapshot,
     status,
     wait_until,
 )
@@ -52,44 +54,6 @@ async def put(b: Backend, path: str, perm: str, data: bytes = b"old", owner: str
     await create(b, path, data, user="hdfs", query=f"&permission={perm}")
     if owner is not None:
         assert (await b.call("PUT", f"{path}?op=setowner&owner={owner}", "hdfs")).status == 200
-
-
-def _read(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOATIME)  # reading must not change what it observes
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read()
-
-
-async def snapshot(b: Backend) -> dict[str, Any]:
-    """What a refused request must leave alone.
-
-    Every inode's status as the superuser lists it (directories without their
-    access time, which the listing itself updates), the bytes of every host
-    file, and the backend's scratch directories.
-    """
-    inodes: dict[str, Any] = {"/": await status(b, "/", "hdfs")}
-    pending = ["/"]
-    while pending:
-        directory = pending.pop()
-        for entry in (await b.call("GET", f"{directory}?op=list", "hdfs")).json():
-            path = entry["path"].removeprefix(b.base)
-            if entry["isDir"]:
-                pending.append(path)
-                entry.pop("accessTime")
-            inodes[path] = entry
-    inodes["/"].pop("accessTime")
-    host: dict[str, bytes | None] = {}
-    for dirpath, dirnames, filenames in os.walk(b.root):
-        here = Path(dirpath)
-        if here == b.root:
-            dirnames.remove(".authgateway")
-        for name in dirnames:
-            host[str((here / name).relative_to(b.root)) + "/"] = None
-        for name in filenames:
-            host[str((here / name).relative_to(b.root))] = _read(here / name)
-    state = b.root / ".authgateway"
-    scratch = {name: sorted(os.listdir(state / name)) for name in ("tmp", "trash")}
-    return {"inodes": inodes, "host": host, "scratch": scratch}
 
 
 async def refused(b: Backend, user: str, method: str, target: str, message: str, data: bytes | None = None) -> None:
@@ -216,7 +180,7 @@ async def test_create_checks_again_when_the_upload_is_complete(backend: Backend,
     assert backend.temp_files() == []
 
 
-# -- delete: ALL on the top of a recursive delete ------------------------------------------
+# -- delete: WRITE on the parent, ALL on every directory of a non-empty subtree ------------
 
 
 @pytest.mark.parametrize("perm", ["776", "775", "773"], ids=["no-execute", "no-write", "no-read"])
@@ -232,6 +196,36 @@ async def test_recursive_delete_needs_all_on_the_top(backend: Backend, perm: str
     reply = await backend.call("DELETE", "/p/t?op=delete&recursive=true")
     assert (reply.status, reply.json()) == (200, {"delete": True})
     assert not (backend.root / "p/t").exists()
+
+
+async def test_recursive_delete_needs_all_on_every_directory_below_by_its_own_group(backend: Backend) -> None:
+    await mkdir(backend, "/p", "777")
+    await mkdir(backend, "/p/t", "777")
+    for path in ("/p/t/s", "/p/t/s/u"):  # ALL for their group alone
+        await mkdir(backend, path, "770")
+    assert (await backend.call("PUT", "/p/t/s?op=setowner&group=staff", "hdfs")).status == 200
+    await put(backend, "/p/t/s/u/f", "666")
+    # bob is in staff, which /p/t/s has, but not in admins, which /p/t/s/u still has
+    await refused(backend, "bob", "DELETE", "/p/t?op=delete&recursive=true", denied("bob", "ALL", "/p/t/s/u"))
+    # the twin: the nested directory's group is one of bob's
+    assert (await backend.call("PUT", "/p/t/s/u?op=setowner&group=staff", "hdfs")).status == 200
+    reply = await backend.call("DELETE", "/p/t?op=delete&recursive=true")
+    assert (reply.status, reply.json()) == (200, {"delete": True})
+    assert not (backend.root / "p/t").exists()
+
+
+@pytest.mark.parametrize("recursive", ["false", "true"])
+async def test_deleting_an_empty_directory_needs_only_write_on_its_parent(backend: Backend, recursive: str) -> None:
+    # No ALL on an empty directory, as HDFS: there is no subtree to check.
+    await mkdir(backend, "/w", "701")  # bob: --x
+    await mkdir(backend, "/w/e", "000")
+    target = f"/w/e?op=delete&recursive={recursive}"
+    await refused(backend, "bob", "DELETE", target, denied("bob", "WRITE", "/w"))
+    # the twin: -wx on the parent and nothing at all on the directory
+    assert (await backend.call("PUT", "/w?op=setpermission&permission=703", "hdfs")).status == 200
+    reply = await backend.call("DELETE", target)
+    assert (reply.status, reply.json()) == (200, {"delete": True})
+    assert not (backend.root / "w/e").exists()
 
 
 # -- list: READ_EXECUTE on the directory ------------------------------------------------
@@ -280,6 +274,19 @@ async def test_setreplication_needs_ownership_or_write(backend: Backend) -> None
         assert (await status(backend, path))["replication"] == 2, path
 
 
+# -- setowner: only a superuser changes an owner ------------------------------------------
+
+
+async def test_an_owner_cannot_give_its_file_away(backend: Backend) -> None:
+    await create(backend, "/user/bob/f")
+    message = "Permission denied: Non-super user cannot change owner."
+    await refused(backend, "bob", "PUT", "/user/bob/f?op=setowner&owner=alice", message)
+    # the twin: naming itself as the owner is no change of owner
+    assert (await backend.call("PUT", "/user/bob/f?op=setowner&owner=bob&group=staff")).status == 200
+    st = await status(backend, "/user/bob/f")
+    assert (st["owner"], st["group"]) == ("bob", "staff")
+
+
 # -- groups come from embedded.groups only -------------------------------------------------
 
 
@@ -319,3 +326,49 @@ async def test_an_owner_cannot_change_the_group_to_its_own_name(backend: Backend
     # the twin: a group bob is configured into
     assert (await backend.call("PUT", "/user/bob/f?op=setowner&group=staff")).status == 200
     assert (await status(backend, "/user/bob/f"))["group"] == "staff"
+
+
+# -- inodes nobody recorded (put on the host by hand): the superuser's, 755 / 644 ----------
+
+
+async def test_a_hand_made_tree_can_be_traversed_listed_and_read_by_others(backend: Backend) -> None:
+    await mkdir(backend, "/d", "777")
+    by_hand(backend, "/d/hand/sub/f", b"by hand")
+    by_hand(backend, "/d/hand/g", b"g")
+    # bob is "other" on all of them: r-x on the directories, r-- on the files
+    reply = await backend.call("GET", "/d/hand/sub/f")
+    assert (reply.status, reply.body) == (200, b"by hand")
+    reply = await backend.call("GET", "/d/hand?op=list")
+    assert reply.status == 200
+    assert [e["path"] for e in reply.json()] == [f"{backend.base}/d/hand/g", f"{backend.base}/d/hand/sub"]
+
+
+async def test_a_hand_made_tree_refuses_others_writing(backend: Backend) -> None:
+    await mkdir(backend, "/d", "777")
+    by_hand(backend, "/d/hand/sub/f", b"by hand")
+    for method, target, inode in [
+        ("POST", "/d/hand/new?op=create", "/d/hand"),
+        ("POST", "/d/hand/sub/f?op=create", "/d/hand/sub/f"),
+        ("PUT", "/d/hand/sub/f?op=append", "/d/hand/sub/f"),
+        ("POST", "/d/hand/sub/x?op=mkdirs", "/d/hand/sub"),
+        ("DELETE", "/d/hand/sub/f?op=delete", "/d/hand/sub"),
+    ]:
+        await refused(backend, "bob", method, target, denied("bob", "WRITE", inode), data=b"new")
+    # the twin: the same directory once the superuser grants WRITE on it
+    assert (await backend.call("PUT", "/d/hand?op=setpermission&permission=757", "hdfs")).status == 200
+    await create(backend, "/d/hand/new", b"new")
+    assert (backend.root / "d/hand/new").read_bytes() == b"new"
+
+
+async def test_recursive_delete_over_a_hand_made_directory_is_for_superusers(backend: Backend) -> None:
+    await mkdir(backend, "/p", "777")
+    await mkdir(backend, "/p/t", "777")  # ALL for bob on the top ...
+    by_hand(backend, "/p/t/h/f", b"f")  # ... but not on what is below it
+    by_hand(backend, "/p/h/f", b"f")  # nor on a top put there by hand
+    await refused(backend, "bob", "DELETE", "/p/t?op=delete&recursive=true", denied("bob", "ALL", "/p/t/h"))
+    await refused(backend, "bob", "DELETE", "/p/h?op=delete&recursive=true", denied("bob", "ALL", "/p/h"))
+    # the twin: the superuser
+    for path in ("/p/t", "/p/h"):
+        reply = await backend.call("DELETE", f"{path}?op=delete&recursive=true", "hdfs")
+        assert (reply.status, reply.json()) == (200, {"delete": True}), path
+    assert os.listdir(backend.root / "p") == []
