@@ -419,16 +419,16 @@ class Namespace:
     def check_subtree(self, principal: Principal, top: Inode, below: list[Parts]) -> None:
         """HDFS recursive delete: ALL access on the directory and every directory below.
 
-        ``below`` lists directories relative to ``top``, parents before children.
+        ``below`` lists directories relative to ``top``.
         """
         self.require(principal, top, FsAction.ALL)
         paths = [hdfs_path((*top.parts, *rel)) for rel in below]
         rows = self.store.get_many(paths)
-        effective: dict[Parts, InodeMeta] = {(): top.meta}
-        for rel, path in zip(below, paths):
-            parent = effective.get(rel[:-1], top.meta)
-            meta = rows.get(path) or self._default_meta(True, parent)
-            effective[rel] = meta
+        for path in paths:
+            # Nobody recorded it: the superuser's 755, ALL for superusers only.
+            # Its group (its parent's) cannot change that, as 755 gives the
+            # group what it gives other, so top's stands in.
+            meta = rows.get(path) or self._default_meta(True, top.meta)
             if not has_access(principal, meta.owner, meta.group, meta.perm, FsAction.ALL):
                 raise AccessDeniedError(f"Permission denied: user={principal.name}, access=ALL, inode={path}")
 
