@@ -7,19 +7,27 @@ them all at once, one line each, naming the key, quoting the value and
 stating the rule.
 
 Environment overrides name a key by its path in upper case, sections joined
-with a double underscore: ``AUTHGATEWAY_SERVER__PORT=14001``,
+with a double underscore: ``AUTHGATEWAY_SERVER__PORT=14002``,
 ``AUTHGATEWAY_AUTH__SCHEMES=kerberos,simple``,
-``AUTHGATEWAY_AUTH__KERBEROS__KEYTAB=/etc/http.keytab``.  Lists are comma
-separated.  An override wins over the file.
+``AUTHGATEWAY_AUTH__KERBEROS__KEYTAB=/etc/http.keytab``;
+``AUTHGATEWAY_LOG_LEVEL`` is another name for ``AUTHGATEWAY_LOG__LEVEL``.
+Lists are comma separated.  Precedence, highest first: :class:`Override`
+(the command line's flags), the environment, the file, the defaults.  A
+problem with a value that came from a variable or a flag names that
+variable or flag instead of the key.
+
+The checks read the machine as it is (host names resolve, the data root
+can be created) but change nothing on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +42,11 @@ __all__ = (
     "CookieConfig",
     "EmbeddedConfig",
     "ENV_PREFIX",
+    "KEY_HINT",
+    "LOG_LEVELS",
+    "LogConfig",
     "MIN_SECRET_BYTES",
+    "Override",
     "ServerConfig",
     "load_config",
     "read_secret",
@@ -42,6 +54,13 @@ __all__ = (
 
 ENV_PREFIX = "AUTHGATEWAY_"
 MIN_SECRET_BYTES = 32
+# How to make a key file, wherever one is asked for (conf/authgateway.toml says the same).
+KEY_HINT = "head -c 48 /dev/urandom | base64 > /etc/authgateway/cookie.key"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Other names of an override, kept because people type them.
+_ENV_ALIASES: Mapping[str, str] = {"AUTHGATEWAY_LOG_LEVEL": "log.level"}
+# Addresses a listener binds on every interface of its family.
+_WILDCARDS = frozenset({"0.0.0.0", "::"})
 
 
 class ConfigError(Exception):
@@ -133,12 +152,21 @@ class EmbeddedConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = field(
+        default="INFO",
+        metadata=_help("least severe level logged: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     cookie: CookieConfig = CookieConfig()
     auth: AuthConfig = AuthConfig()
     backend: BackendConfig = BackendConfig()
     embedded: EmbeddedConfig = EmbeddedConfig()
+    log: LogConfig = LogConfig()
     # The validated options of each enabled scheme, in the order tried.
     scheme_options: tuple[tuple[str, Any], ...] = ()
     source: str = ""
@@ -159,7 +187,22 @@ _SECTIONS: Mapping[str, type[Any]] = {
     "auth": AuthConfig,
     "backend": BackendConfig,
     "embedded": EmbeddedConfig,
+    "log": LogConfig,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A setting given outside the file, which wins over file and environment.
+
+    ``Override("server.port", 14002, "--port")``: ``key`` is the dotted
+    path, ``value`` is typed as the key's type (or as a TOML value), and
+    ``origin`` is what a problem with it is reported under.
+    """
+
+    key: str
+    value: Any
+    origin: str
 
 
 def read_secret(path: str) -> bytes:
@@ -235,46 +278,78 @@ def _parse_env(tp: Any, text: str) -> Any:
     return text
 
 
-def read_table(cls: type[Any], table: Mapping[str, Any], where: str, problems: list[str]) -> Any:
+Names = Callable[[str], str]
+"""What a message calls a dotted key: the variable or flag it came from, else the key."""
+
+
+def read_table(cls: type[Any], table: Mapping[str, Any], where: str, problems: list[str], name: Names = str) -> Any:
     """Build dataclass ``cls`` from ``table``, appending problems under ``where``."""
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs: dict[str, Any] = {}
     for key, value in table.items():
+        label = name(f"{where}.{key}")
         if key not in known:
             allowed = ", ".join(sorted(known)) or "none"
-            problems.append(f"{where}.{key}: unknown key (allowed: {allowed})")
+            unknown = "unknown key" if label == f"{where}.{key}" else f"unknown key {where}.{key}"
+            problems.append(f"{label}: {unknown} (allowed: {allowed})")
             continue
         try:
             kwargs[key] = _coerce(hints[key], value)
         except TypeError as exc:
-            problems.append(f"{where}.{key} = {value!r}: {exc}")
+            problems.append(f"{label} = {value!r}: {exc}")
     return cls(**kwargs)
 
 
-def _env_overrides(env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
-    """Nest ``AUTHGATEWAY_A__B=v`` into ``{"a": {"b": "v"}}`` (values still text)."""
-    tree: dict[str, Any] = {}
-    for name, text in env.items():
+def _env_overrides(env: Mapping[str, str], problems: list[str]) -> list[Override]:
+    """``AUTHGATEWAY_A__B=v`` as ``Override("a.b", <v, still text>, "AUTHGATEWAY_A__B")``."""
+    overrides: list[Override] = []
+    for name, text in sorted(env.items()):
         if not name.startswith(ENV_PREFIX):
             continue
-        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        if len(parts) < 2 or not all(parts):
-            problems.append(f"{name}: not of the form {ENV_PREFIX}SECTION__KEY")
-            continue
-        node = tree
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                problems.append(f"{name}: conflicts with another override")
-                break
+        if name in _ENV_ALIASES:
+            key = _ENV_ALIASES[name]
         else:
-            node[parts[-1]] = _EnvText(text)
-    return tree
+            parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+            if len(parts) < 2 or not all(parts):
+                problems.append(f"{name}: not of the form {ENV_PREFIX}SECTION__KEY")
+                continue
+            key = ".".join(parts)
+        overrides.append(Override(key, _EnvText(text), name))
+    return overrides
 
 
 class _EnvText(str):
     """An override's raw text; typed once its option's type is known."""
+
+
+def _apply(
+    data: dict[str, Any], overrides: Sequence[Override], origins: dict[str, str], problems: list[str]
+) -> dict[str, Any]:
+    """``data`` with ``overrides`` applied in order (a later one wins); records each one's origin."""
+    tree: dict[str, Any] = {}
+    for override in overrides:
+        parts = override.key.split(".")
+        if override.key in origins and origins[override.key] != override.origin:
+            previous = origins[override.key]
+            if previous.startswith(ENV_PREFIX) and override.origin.startswith(ENV_PREFIX):
+                problems.append(f"{previous}, {override.origin}: both set {override.key}; keep one")
+                continue
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"{override.origin}: conflicts with another override")
+                break
+        else:
+            if isinstance(node.get(parts[-1]), dict):
+                problems.append(f"{override.origin}: conflicts with another override")
+                continue
+            node[parts[-1]] = override.value
+            origins[override.key] = override.origin
+            for i in range(1, len(parts)):  # an unknown section or table is named after its first setter
+                origins.setdefault(".".join(parts[:i]), override.origin)
+    return _merge(data, tree)
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -298,8 +373,15 @@ def _type_env_texts(cls: type[Any], table: dict[str, Any]) -> dict[str, Any]:
 # -- the loader ------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Load, validate and return the configuration, or raise :class:`ConfigError`."""
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Sequence[Override] = (),
+) -> Config:
+    """Load, validate and return the configuration, or raise :class:`ConfigError`.
+
+    ``env`` defaults to ``os.environ``; ``overrides`` win over both.
+    """
     problems: list[str] = []
     data: dict[str, Any] = {}
     source = ""
@@ -312,120 +394,204 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             problems.append(f"{source}: cannot read: {exc.strerror or exc}")
         except tomllib.TOMLDecodeError as exc:
             problems.append(f"{source}: not valid TOML: {exc}")
-    data = _merge(data, _env_overrides(os.environ if env is None else env, problems))
+    file_sections = set(data)
+    origins: dict[str, str] = {}
+    env_overrides = _env_overrides(os.environ if env is None else env, problems)
+    data = _apply(data, [*env_overrides, *overrides], origins, problems)
+
+    def name(key: str) -> str:
+        return origins.get(key, key)
 
     sections: dict[str, Any] = {}
     scheme_tables: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _SECTIONS:
-            problems.append(f"{key}: unknown section (allowed: {', '.join(_SECTIONS)})")
+            unknown = f"{key}: unknown section" if key in file_sections else f"{name(key)}: unknown section {key}"
+            problems.append(f"{unknown} (allowed: {', '.join(_SECTIONS)})")
         elif not isinstance(value, Mapping):
-            problems.append(f"{key}: must be a table")
-    for name, cls in _SECTIONS.items():
-        table = data.get(name, {})
+            problems.append(f"{name(key)}: must be a table")
+    for section, cls in _SECTIONS.items():
+        table = data.get(section, {})
         table = dict(table) if isinstance(table, Mapping) else {}
-        if name == "auth":
+        if section == "auth":
             scheme_tables = {k: table.pop(k) for k in list(table) if k in SCHEME_TYPES}
-        sections[name] = read_table(cls, _type_env_texts(cls, table), name, problems)
+        sections[section] = read_table(cls, _type_env_texts(cls, table), section, problems, name)
 
-    scheme_options = _read_schemes(sections["auth"], scheme_tables, problems)
+    scheme_options = _read_schemes(sections["auth"], scheme_tables, problems, name)
     config = Config(**sections, scheme_options=scheme_options, source=source)
-    problems.extend(_check(config))
+    problems.extend(_check(config, name))
     if problems:
         raise ConfigError(problems)
     return config
 
 
 def _read_schemes(
-    auth: AuthConfig, tables: Mapping[str, Any], problems: list[str]
+    auth: AuthConfig, tables: Mapping[str, Any], problems: list[str], name: Names
 ) -> tuple[tuple[str, Any], ...]:
+    schemes = name("auth.schemes")
     if not auth.schemes:
-        problems.append("auth.schemes = []: at least one scheme is required")
+        problems.append(f"{schemes} = []: at least one scheme is required")
     seen: set[str] = set()
     result = []
-    for name in auth.schemes:
-        if name in seen:
-            problems.append(f"auth.schemes: {name!r} is listed twice")
+    for scheme in auth.schemes:
+        if scheme in seen:
+            problems.append(f"{schemes}: {scheme!r} is listed twice")
             continue
-        seen.add(name)
-        if name not in SCHEME_TYPES:
-            problems.append(f"auth.schemes: unknown scheme {name!r} (known: {', '.join(SCHEME_TYPES)})")
+        seen.add(scheme)
+        if scheme not in SCHEME_TYPES:
+            problems.append(f"{schemes}: unknown scheme {scheme!r} (known: {', '.join(SCHEME_TYPES)})")
             continue
         try:
-            cls: type[AuthScheme] = scheme_class(name)
+            cls: type[AuthScheme] = scheme_class(scheme)
         except ImportError as exc:
-            problems.append(f"auth.schemes: scheme {name!r} cannot be loaded: {exc}")
+            problems.append(f"{schemes}: scheme {scheme!r} cannot be loaded: {exc}")
             continue
-        table = tables.get(name, {})
+        table = tables.get(scheme, {})
         if not isinstance(table, Mapping):
-            problems.append(f"auth.{name}: must be a table")
+            problems.append(f"{name(f'auth.{scheme}')}: must be a table")
             table = {}
         before = len(problems)
-        options = read_table(cls.options_type, _type_env_texts(cls.options_type, dict(table)), f"auth.{name}", problems)
+        where = f"auth.{scheme}"
+        options = read_table(cls.options_type, _type_env_texts(cls.options_type, dict(table)), where, problems, name)
         if len(problems) == before:
-            problems.extend(f"auth.{name}.{line}" for line in cls.check_options(options))
-        result.append((name, options))
+            problems.extend(_scheme_line(where, line, name) for line in cls.check_options(options))
+        result.append((scheme, options))
     return tuple(result)
 
 
-def _check(config: Config) -> list[str]:
-    """The rules that span more than one key's type."""
+def _scheme_line(where: str, line: str, name: Names) -> str:
+    """A scheme's ``"key = value: why"`` under the name of what set the key."""
+    key = line.split(" ", 1)[0].split(":", 1)[0]
+    label = name(f"{where}.{key}")
+    if label != f"{where}.{key}":
+        return label + line[len(key) :]
+    return f"{where}.{line}"
+
+
+def _check(config: Config, name: Names = str) -> list[str]:
+    """The rules that span more than one key's type, or look at the machine."""
     problems: list[str] = []
     server, cookie, backend, embedded = config.server, config.cookie, config.backend, config.embedded
     if not 0 <= server.port <= 65535:
-        problems.append(f"server.port = {server.port}: must be between 0 and 65535")
+        problems.append(f"{name('server.port')} = {server.port}: must be between 0 and 65535")
     if server.max_connections < 1:
-        problems.append(f"server.max_connections = {server.max_connections}: must be at least 1")
+        problems.append(f"{name('server.max_connections')} = {server.max_connections}: must be at least 1")
     if not 0 <= server.shutdown_timeout <= 3600:
-        problems.append(f"server.shutdown_timeout = {server.shutdown_timeout}: must be between 0 and 3600 seconds")
+        problems.append(
+            f"{name('server.shutdown_timeout')} = {server.shutdown_timeout}: must be between 0 and 3600 seconds"
+        )
     if bool(server.tls_cert_file) != bool(server.tls_key_file):
-        problems.append("server.tls_cert_file, server.tls_key_file: set both or neither")
+        problems.append(f"{name('server.tls_cert_file')}, {name('server.tls_key_file')}: set both or neither")
     for key in ("tls_cert_file", "tls_key_file"):
         value = getattr(server, key)
-        if value and not os.access(value, os.R_OK):
-            problems.append(f"server.{key} = {value!r}: file is not readable")
+        if value:
+            try:
+                with open(value, "rb"):
+                    pass
+            except OSError as exc:
+                problems.append(f"{name(f'server.{key}')} = {value!r}: file is not readable ({exc.strerror or exc})")
+    server_addresses = _host_addresses(name("server.host"), server.host, problems)
     if cookie.validity <= 0:
-        problems.append(f"cookie.validity = {cookie.validity}: must be a positive number of seconds")
+        problems.append(f"{name('cookie.validity')} = {cookie.validity}: must be a positive number of seconds")
     if not cookie.name or any(c in cookie.name for c in ' \t;,="()<>@:\\/[]?{}'):
-        problems.append(f"cookie.name = {cookie.name!r}: must be a non-empty cookie token")
+        problems.append(f"{name('cookie.name')} = {cookie.name!r}: must be a non-empty cookie token")
     if not cookie.path.startswith("/"):
-        problems.append(f"cookie.path = {cookie.path!r}: must start with '/'")
+        problems.append(f"{name('cookie.path')} = {cookie.path!r}: must start with '/'")
     if cookie.samesite == "None" and not (cookie.secure or server.tls_cert_file):
-        problems.append("cookie.samesite = 'None': browsers require Secure; set cookie.secure or TLS")
+        problems.append(f"{name('cookie.samesite')} = 'None': browsers require Secure; set cookie.secure or TLS")
     for i, secret in enumerate(cookie.secret_files):
-        problems.extend(_secret_problem(f"cookie.secret_files[{i}]", secret))
+        problems.extend(_secret_problem(f"{name('cookie.secret_files')}[{i}]", secret))
     if backend.identity_secret_file:
-        problems.extend(_secret_problem("backend.identity_secret_file", backend.identity_secret_file))
+        problems.extend(_secret_problem(name("backend.identity_secret_file"), backend.identity_secret_file))
     if not _is_header_token(backend.identity_header):
-        problems.append(f"backend.identity_header = {backend.identity_header!r}: must be an HTTP header name")
+        problems.append(
+            f"{name('backend.identity_header')} = {backend.identity_header!r}: must be an HTTP header name"
+        )
     for key in ("connect_timeout", "read_timeout", "send_timeout", "pool_timeout"):
         if getattr(backend, key) <= 0:
-            problems.append(f"backend.{key} = {getattr(backend, key)}: must be positive")
+            problems.append(f"{name(f'backend.{key}')} = {getattr(backend, key)}: must be positive")
     if backend.max_connections < 1:
-        problems.append(f"backend.max_connections = {backend.max_connections}: must be at least 1")
+        problems.append(f"{name('backend.max_connections')} = {backend.max_connections}: must be at least 1")
     if backend.url:
-        problems.extend(_url_problems(backend.url))
+        problems.extend(_url_problems(name("backend.url"), backend.url))
         if not cookie.secret_files:
             problems.append(
-                "cookie.secret_files = []: required with an external backend "
-                "(there is no silent random key; create one with `head -c 64 /dev/urandom | base64`)"
+                f"{name('cookie.secret_files')} = []: required with an external backend "
+                f"(there is no silent random key; create one with: {KEY_HINT})"
             )
     else:
-        problems.extend(_listen_problems("embedded.listen", embedded.listen))
-        try:
-            mask = int(embedded.umask, 8)
-            if not 0 <= mask <= 0o777:
-                raise ValueError
-        except ValueError:
-            problems.append(f"embedded.umask = {embedded.umask!r}: must be an octal number up to 777")
-        for entry in embedded.groups:
-            group, sep, users = entry.partition(":")
-            if not sep or not group or not users:
-                problems.append(f"embedded.groups: {entry!r} must look like 'group:user1,user2'")
-        root = Path(embedded.root)
-        if root.exists() and not root.is_dir():
-            problems.append(f"embedded.root = {embedded.root!r}: is not a directory")
+        problems.extend(_embedded_problems(config, name, server_addresses))
+    if config.log.level.upper() not in LOG_LEVELS:
+        problems.append(f"{name('log.level')} = {config.log.level!r}: must be one of {', '.join(LOG_LEVELS)}")
     return problems
+
+
+def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[int, str]]) -> list[str]:
+    server, embedded = config.server, config.embedded
+    problems = _listen_problems(name("embedded.listen"), embedded.listen)
+    if not problems and not embedded.listen.startswith("unix:"):
+        host, _, port = embedded.listen.rpartition(":")
+        addresses = _host_addresses(name("embedded.listen"), host.strip("[]"), problems, embedded.listen)
+        if int(port) == server.port != 0 and _overlap(addresses, server_addresses):
+            problems.append(
+                f"{name('server.port')} = {server.port}: the gateway ({name('server.host')} = {server.host!r}) "
+                f"and the embedded backend ({name('embedded.listen')} = {embedded.listen!r}) would both listen on "
+                f"port {port} of one address; give one of them another port"
+            )
+    try:
+        mask = int(embedded.umask, 8)
+        if not 0 <= mask <= 0o777:
+            raise ValueError
+    except ValueError:
+        problems.append(f"{name('embedded.umask')} = {embedded.umask!r}: must be an octal number up to 777")
+    for entry in embedded.groups:
+        group, sep, users = entry.partition(":")
+        if not sep or not group or not users:
+            problems.append(f"{name('embedded.groups')}: {entry!r} must look like 'group:user1,user2'")
+    why = _data_root_problem(embedded.root)
+    if why:
+        problems.append(f"{name('embedded.root')} = {embedded.root!r}: {why}")
+    return problems
+
+
+def _host_addresses(label: str, host: str, problems: list[str], value: str | None = None) -> set[tuple[int, str]]:
+    """The (family, address) pairs a listener on ``host`` binds; a problem when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        subject = f"{label} = {host!r}:" if value is None else f"{label} = {value!r}: host {host!r}"
+        problems.append(
+            f"{subject} cannot be resolved ({why}); use an address of this machine "
+            "(127.0.0.1, ::1, or 0.0.0.0 for every interface) or a name that resolves to one"
+        )
+        return set()
+    return {(int(family), str(sockaddr[0])) for family, _type, _proto, _name, sockaddr in infos}
+
+
+def _overlap(a: set[tuple[int, str]], b: set[tuple[int, str]]) -> bool:
+    """Whether listeners on these addresses (and one port) would collide: same address, or a wildcard."""
+    return any(fa == fb and (xa == xb or xa in _WILDCARDS or xb in _WILDCARDS) for fa, xa in a for fb, xb in b)
+
+
+def _data_root_problem(root: str) -> str | None:
+    """Why the embedded backend could not create or write ``root``, or None; creates nothing."""
+    path = os.path.abspath(root)
+    shown = "" if path == root else f" (that is {path})"
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            return f"is not a directory{shown}"
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            return f"this user cannot read and write in it{shown}"
+        return None
+    parent = os.path.dirname(path)
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"cannot be created: {parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: this user cannot write in {parent}"
+    return None
 
 
 def _secret_problem(key: str, path: str) -> list[str]:
@@ -442,20 +608,20 @@ def _is_header_token(name: str) -> bool:
     return bool(name) and all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name)
 
 
-def _url_problems(url: str) -> list[str]:
+def _url_problems(label: str, url: str) -> list[str]:
     from yarl import URL
 
     try:
         parsed = URL(url)
     except ValueError:
-        return [f"backend.url = {url!r}: not a URL"]
+        return [f"{label} = {url!r}: not a URL"]
     problems = []
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        problems.append(f"backend.url = {url!r}: must be http://host:port or https://host:port")
+        problems.append(f"{label} = {url!r}: must be http://host:port or https://host:port")
     if parsed.raw_path not in ("", "/") or parsed.raw_query_string or parsed.raw_fragment:
-        problems.append(f"backend.url = {url!r}: must not have a path, query or fragment")
+        problems.append(f"{label} = {url!r}: must not have a path, query or fragment")
     if parsed.user is not None:
-        problems.append("backend.url: must not contain credentials")
+        problems.append(f"{label}: must not contain credentials")
     return problems
 
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
 from authplugins.simple import SimpleOptions
-from gateway.config import ConfigError, load_config
+from gateway.config import KEY_HINT, ConfigError, Override, load_config
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -155,3 +158,226 @@ def test_config_is_frozen() -> None:
     config = load_config(None, env={})
     with pytest.raises(AttributeError):
         config.server.port = 1  # type: ignore[misc]
+
+
+# -- where a value came from ---------------------------------------------------------
+
+
+def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 15000\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            path,
+            env={
+                "AUTHGATEWAY_SERVER__PORT": "abc",
+                "AUTHGATEWAY_SERVER__PROT": "1",
+                "AUTHGATEWAY_COLOUR__NAME": "blue",
+                "AUTHGATEWAY_AUTH__SIMPLE__ANONYMOUS_ALLOWED": "maybe",
+            },
+        )
+    assert info.value.problems == [
+        "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log)",
+        "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
+        "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, host, max_connections, port, "
+        "shutdown_timeout, tls_cert_file, tls_key_file)",
+        "AUTHGATEWAY_AUTH__SIMPLE__ANONYMOUS_ALLOWED = 'maybe': must be true or false",
+    ]
+
+
+def test_the_same_mistake_in_the_file_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, '[server]\nport = "abc"\n'), env={})
+    assert info.value.problems == ["server.port = 'abc': must be an integer"]
+
+
+def test_flags_win_over_the_environment_which_wins_over_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nport = 15000\nhost = "127.0.0.1"\n[embedded]\nroot = "/srv/file"\n')
+    env = {"AUTHGATEWAY_SERVER__PORT": "15001", "AUTHGATEWAY_EMBEDDED__ROOT": str(tmp_path / "env")}
+    flag = Override("server.port", 15002, "--port")
+    assert load_config(path, env={}).server.port == 15000
+    assert load_config(path, env=env).server.port == 15001
+    config = load_config(path, env=env, overrides=[flag])
+    assert config.server.port == 15002
+    assert config.embedded.root == str(tmp_path / "env")  # what no flag sets stays the environment's
+    assert config.server.host == "127.0.0.1"  # and what neither sets, the file's
+
+
+def test_a_bad_flag_is_reported_under_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"AUTHGATEWAY_SERVER__PORT": "15001"}, overrides=[Override("server.port", 70000, "--port")])
+    assert info.value.problems == ["--port = 70000: must be between 0 and 65535"]
+
+
+# -- the log level -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "level"),
+    [
+        ({}, "INFO"),
+        ({"AUTHGATEWAY_LOG_LEVEL": "debug"}, "debug"),
+        ({"AUTHGATEWAY_LOG__LEVEL": "Warning"}, "Warning"),
+    ],
+)
+def test_the_log_level_comes_from_either_variable(env: dict[str, str], level: str) -> None:
+    assert load_config(None, env=env).log.level == level
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ({"AUTHGATEWAY_LOG_LEVEL": "bogus"}, "AUTHGATEWAY_LOG_LEVEL = 'bogus': must be one of DEBUG, INFO, WARNING, "
+         "ERROR, CRITICAL"),
+        ('[log]\nlevel = "loud"\n', "log.level = 'loud': must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ({"AUTHGATEWAY_LOG_LEVEL": "debug", "AUTHGATEWAY_LOG__LEVEL": "info"},
+         "AUTHGATEWAY_LOG_LEVEL, AUTHGATEWAY_LOG__LEVEL: both set log.level; keep one"),
+    ],
+)
+def test_a_bad_log_level_is_a_configuration_problem(tmp_path: Path, source: object, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        if isinstance(source, str):
+            load_config(write(tmp_path, source), env={})
+        else:
+            assert isinstance(source, dict)
+            load_config(None, env=source)
+    assert info.value.problems == [problem]
+
+
+# -- listeners -----------------------------------------------------------------------------
+
+
+def test_the_readme_port_override_that_collided_with_the_backend_is_caught() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"AUTHGATEWAY_SERVER__PORT": "14001"})
+    assert info.value.problems == [
+        "AUTHGATEWAY_SERVER__PORT = 14001: the gateway (server.host = '127.0.0.1') and the embedded backend "
+        "(embedded.listen = '127.0.0.1:14001') would both listen on port 14001 of one address; "
+        "give one of them another port"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "listen", "collides"),
+    [
+        ("127.0.0.1", 14001, "127.0.0.1:14001", True),
+        ("0.0.0.0", 14001, "127.0.0.1:14001", True),  # every IPv4 interface includes loopback
+        ("127.0.0.1", 14001, "0.0.0.0:14001", True),
+        ("::", 14001, "[::1]:14001", True),
+        ("::1", 14001, "[::1]:14001", True),
+        ("localhost", 14001, "127.0.0.1:14001", True),
+        ("", 14001, "127.0.0.1:14001", True),  # empty: every interface
+        # asyncio binds "::" IPv6-only (IPV6_V6ONLY), so it leaves 127.0.0.1 free.
+        ("::", 14001, "127.0.0.1:14001", False),
+        ("127.0.0.1", 14001, "127.0.0.2:14001", False),
+        ("127.0.0.1", 14000, "127.0.0.1:14001", False),
+        ("127.0.0.1", 0, "127.0.0.1:0", False),  # 0 picks a free port for each
+        ("127.0.0.1", 14001, "unix:/run/backend.sock", False),
+    ],
+)
+def test_two_listeners_on_one_address_are_refused(host: str, port: int, listen: str, collides: bool) -> None:
+    env = {"AUTHGATEWAY_SERVER__HOST": host, "AUTHGATEWAY_SERVER__PORT": str(port), "AUTHGATEWAY_EMBEDDED__LISTEN": listen}
+    if not collides:
+        load_config(None, env=env)
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env=env)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"AUTHGATEWAY_SERVER__PORT = {port}: the gateway (AUTHGATEWAY_SERVER__HOST = {host!r})")
+    assert f"(AUTHGATEWAY_EMBEDDED__LISTEN = {listen!r})" in problem
+
+
+def test_the_collision_is_no_problem_with_an_external_backend(tmp_path: Path) -> None:
+    key = secret(tmp_path)
+    text = f'[server]\nport = 14001\n[backend]\nurl = "http://127.0.0.1:9999"\n[cookie]\nsecret_files = ["{key}"]\n'
+    assert load_config(write(tmp_path, text), env={}).server.port == 14001
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '[server]\nhost = "not a host"\n',
+            "server.host = 'not a host': cannot be resolved (Name or service not known); use an address of this "
+            "machine (127.0.0.1, ::1, or 0.0.0.0 for every interface) or a name that resolves to one",
+        ),
+        (
+            '[embedded]\nlisten = "no such host:14001"\n',
+            "embedded.listen = 'no such host:14001': host 'no such host' cannot be resolved (Name or service not "
+            "known); use an address of this machine (127.0.0.1, ::1, or 0.0.0.0 for every interface) or a name "
+            "that resolves to one",
+        ),
+    ],
+)
+def test_a_host_that_does_not_resolve_is_a_problem(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={})
+    assert info.value.problems == [problem]
+
+
+# -- the data root ----------------------------------------------------------------------------
+
+
+def test_a_data_root_that_can_be_created_is_not_created_by_the_check(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b" / "data"
+    config = load_config(None, env={"AUTHGATEWAY_EMBEDDED__ROOT": str(root)})
+    assert config.embedded.root == str(root)
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_data_root_behind_a_file_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    root = tmp_path / "file" / "sub" / "data"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"AUTHGATEWAY_EMBEDDED__ROOT": str(root)})
+    assert info.value.problems == [
+        f"AUTHGATEWAY_EMBEDDED__ROOT = '{root}': cannot be created: {tmp_path / 'file'} is not a directory"
+    ]
+
+
+def test_a_data_root_that_is_a_file_is_a_problem_and_a_relative_one_is_shown_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, '[embedded]\nroot = "./data"\n'), env={})
+    assert info.value.problems == [f"embedded.root = './data': is not a directory (that is {tmp_path / 'data'})"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere; tests/e2e/test_cli.py checks it as nobody")
+def test_a_data_root_in_a_directory_without_write_permission(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"AUTHGATEWAY_EMBEDDED__ROOT": str(locked / "data")})
+    assert info.value.problems == [
+        f"AUTHGATEWAY_EMBEDDED__ROOT = '{locked / 'data'}': cannot be created: this user cannot write in {locked}"
+    ]
+
+
+def test_the_tls_check_says_why_a_file_is_unreadable(tmp_path: Path) -> None:
+    text = f'[server]\ntls_cert_file = "{tmp_path}/cert.pem"\ntls_key_file = "{tmp_path}"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env={})
+    assert info.value.problems == [
+        f"server.tls_cert_file = '{tmp_path}/cert.pem': file is not readable (No such file or directory)",
+        f"server.tls_key_file = '{tmp_path}': file is not readable (Is a directory)",
+    ]
+
+
+# -- the shipped example and the hints ------------------------------------------------------
+
+
+def test_the_example_configuration_is_valid_and_holds_the_defaults() -> None:
+    config = load_config(REPO / "conf" / "authgateway.toml", env={})
+    assert dataclasses.replace(config, source="") == load_config(None, env={})
+
+
+def test_the_key_hint_is_the_same_in_the_message_and_the_example_configuration(tmp_path: Path) -> None:
+    assert KEY_HINT in (REPO / "conf" / "authgateway.toml").read_text()
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"AUTHGATEWAY_BACKEND__URL": "http://127.0.0.1:9999"})
+    assert info.value.problems == [
+        f"cookie.secret_files = []: required with an external backend (there is no silent random key; "
+        f"create one with: {KEY_HINT})"
+    ]
