@@ -1,29 +1,52 @@
-"""The ``authgateway`` command: serve, check-config, embedded."""
+"""The ``authgateway`` command: serve, check-config, embedded.
+
+The help texts are written for someone who has never read the code: plain
+words, the defaults (taken from :mod:`gateway.config`, so they cannot drift),
+the order in which settings override each other, the ports that open and how
+to stop.  Flags become :class:`~gateway.config.Override` entries, so the one
+loader checks them with everything else and names the flag in a problem.
+
+Exit status: 0 after a clean stop (or a valid configuration), 1 when the
+gateway cannot start (a port in use...), 2 for a usage or configuration
+problem.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import base64
+import errno
+import importlib.metadata
 import logging
 import os
 import secrets
 import signal
 import ssl
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from gateway.config import Config, ConfigError, load_config, read_secret
+from gateway.config import (
+    Config,
+    ConfigError,
+    EmbeddedConfig,
+    Override,
+    ServerConfig,
+    load_config,
+    read_secret,
+)
 from gateway.cookie import KeyRing
 from gateway.log import ClientErrorFilter, access_logger, server_logger
 from gateway.serving import ConnectionLimit, InFlight
 
 __all__ = ("main",)
 
+EXIT_CANNOT_START = 1
 EXIT_CONFIG = 2
 # Hadoop's HTTP servers accept 64 KiB of request headers: a Kerberos ticket
 # carrying many group SIDs (Active Directory) outgrows aiohttp's 8 KiB.
@@ -31,6 +54,14 @@ _MAX_HEADER_FIELD = 65536
 _ACCESS_FORMAT = '%a "%r" %s %b %Dus'
 _READ_BUFFER = 16 * 1024
 _AFTER_DRAIN = 2.0  # seconds
+_SCHEME_WORDS = {"simple": "user.name in the query", "kerberos": "SPNEGO, curl --negotiate"}
+
+
+class StartError(Exception):
+    """The gateway cannot start; the message says what and which setting to change."""
+
+
+# -- keys --------------------------------------------------------------------------
 
 
 def _ensure_key(path: Path, what: str) -> bytes:
@@ -50,16 +81,28 @@ def _ensure_key(path: Path, what: str) -> bytes:
 
 
 def _keys(config: Config) -> tuple[KeyRing, bytes | None]:
-    if config.cookie.secret_files:
-        keyring = KeyRing.from_files(config.cookie.secret_files)
-    else:  # only reachable in embedded mode: the config loader insists otherwise
-        keyring = KeyRing([_ensure_key(config.state_dir / "cookie.secret", "cookie signing key")])
-    identity_key: bytes | None = None
-    if config.backend.identity_secret_file:
-        identity_key = read_secret(config.backend.identity_secret_file)
-    elif config.embedded_mode:
-        identity_key = _ensure_key(config.state_dir / "identity.secret", "backend identity key")
+    try:
+        if config.cookie.secret_files:
+            keyring = KeyRing.from_files(config.cookie.secret_files)
+        else:  # only reachable in embedded mode: the config loader insists otherwise
+            keyring = KeyRing([_ensure_key(config.state_dir / "cookie.secret", "cookie signing key")])
+        identity_key: bytes | None = None
+        if config.backend.identity_secret_file:
+            identity_key = read_secret(config.backend.identity_secret_file)
+        elif config.embedded_mode:
+            identity_key = _ensure_key(config.state_dir / "identity.secret", "backend identity key")
+    except OSError as exc:
+        raise StartError(f"cannot read or generate the keys ({exc})") from exc
     return keyring, identity_key
+
+
+def _describe_keys(config: Config) -> str:
+    if config.cookie.secret_files:
+        return f"cookie keys: cookie.secret_files ({len(config.cookie.secret_files)} file(s))"
+    return f"cookie key: {config.state_dir.resolve() / 'cookie.secret'} (generated on the first start, mode 0600)"
+
+
+# -- serving -----------------------------------------------------------------------
 
 
 class _LimitedTCPSite(web.TCPSite):
@@ -83,28 +126,41 @@ class _LimitedTCPSite(web.TCPSite):
         self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
+_BIND_ADVICE = {
+    errno.EADDRINUSE: "address already in use: another program (or another authgateway) listens there",
+    errno.EADDRNOTAVAIL: "not an address of this machine",
+    errno.EACCES: "permission denied (ports below 1024 need root)",
+}
+
+
 async def _start_site(
     runner: web.AppRunner,
     listen: str,
+    what: str,
     ssl_context: ssl.SSLContext | None = None,
     max_connections: int | None = None,
 ) -> str:
+    """Start ``runner`` on ``listen``; ``what`` names the listener and its settings for a failure."""
     await runner.setup()
     site: web.BaseSite
-    if listen.startswith("unix:"):
-        path = listen[len("unix:") :]
-        site = web.UnixSite(runner, path)
+    try:
+        if listen.startswith("unix:"):
+            path = listen[len("unix:") :]
+            site = web.UnixSite(runner, path)
+            await site.start()
+            os.chmod(path, 0o600)
+            return listen
+        host, _, port = listen.rpartition(":")
+        if max_connections is None:
+            site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_address=True)
+        else:
+            site = _LimitedTCPSite(
+                runner, host.strip("[]"), int(port), limit=max_connections, ssl_context=ssl_context, reuse_address=True
+            )
         await site.start()
-        os.chmod(path, 0o600)
-        return listen
-    host, _, port = listen.rpartition(":")
-    if max_connections is None:
-        site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_address=True)
-    else:
-        site = _LimitedTCPSite(
-            runner, host.strip("[]"), int(port), limit=max_connections, ssl_context=ssl_context, reuse_address=True
-        )
-    await site.start()
+    except OSError as exc:
+        why = _BIND_ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
+        raise StartError(f"{what} cannot listen on {listen}: {why}") from exc
     actual = runner.addresses[0][1]  # the bound port, when 0 was asked for
     return f"{host}:{actual}"
 
@@ -145,6 +201,8 @@ async def _run_until_stopped(runners: Sequence[web.AppRunner], drain_timeout: fl
             cut = await in_flight.drain(drain_timeout)
             if cut:
                 server_logger.warning("shutdown cut %d request(s) still in progress after %.0f s", cut, drain_timeout)
+            else:
+                server_logger.info("every request in progress finished")
         for runner in reversed(runners):
             await runner.cleanup()
         server_logger.info("stopped after %.1f s", loop.time() - started)
@@ -157,14 +215,22 @@ async def _start_embedded(
     from gateway.embedded import build_embedded_app
     from gateway.identity import IdentitySigner
 
-    Path(config.embedded.root).mkdir(parents=True, exist_ok=True)
+    root = Path(config.embedded.root).resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartError(f"cannot create the data root {root} (embedded.root): {exc.strerror or exc}") from exc
     app = build_embedded_app(
         config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
     )
     runner = _runner(app, shutdown_timeout, access_log=None)
     runners.append(runner)
-    where = await _start_site(runner, config.embedded.listen)
-    server_logger.info("embedded backend serving %s on %s", config.embedded.root, where)
+    where = await _start_site(runner, config.embedded.listen, "the embedded backend (embedded.listen)")
+    server_logger.info(
+        "embedded backend listening on %s (embedded.listen), serving %s (embedded.root); "
+        "its metadata and keys are in %s/",
+        where, root, config.state_dir.resolve(),
+    )
     return where
 
 
@@ -182,8 +248,10 @@ async def _serve(config: Config) -> None:
                 unix_socket, backend_url = where[len("unix:") :], "http://localhost"
             else:
                 backend_url = f"http://{where}"
+            route = f"the embedded backend on {where}"
         else:
             backend_url = config.backend.url
+            route = f"{config.backend.url} (backend.url)"
         app = build_gateway_app(
             config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, unix_socket=unix_socket
         )
@@ -200,14 +268,22 @@ async def _serve(config: Config) -> None:
         where = await _start_site(
             runner,
             f"{config.server.host}:{config.server.port}",
+            "the gateway (server.host, server.port)",
             ssl_context,
             max_connections=config.server.max_connections,
         )
         scheme = "https" if ssl_context else "http"
+        schemes = ", ".join(f"{name} ({_SCHEME_WORDS.get(name, name)})" for name in config.auth.schemes)
         server_logger.info(
-            "authgateway listening on %s://%s (schemes: %s; backend: %s)",
-            scheme, where, ", ".join(config.auth.schemes),
-            "embedded" if config.embedded_mode else config.backend.dialect,
+            "authgateway %s listening on %s://%s (server.host, server.port); schemes: %s",
+            _version(), scheme, where, schemes,
+        )
+        server_logger.info(
+            "routes: every path -> %s, %s dialect; %s", route, config.backend.dialect, _describe_keys(config)
+        )
+        server_logger.info(
+            "Ctrl-C or SIGTERM stops it: requests in progress get %.0f s (server.shutdown_timeout)",
+            config.server.shutdown_timeout,
         )
     except BaseException:
         for r in reversed(runners):
@@ -218,7 +294,8 @@ async def _serve(config: Config) -> None:
 
 async def _embedded(config: Config) -> None:
     _, identity_key = _keys(config)
-    assert identity_key is not None
+    if identity_key is None:
+        raise StartError("the embedded backend alone needs backend.identity_secret_file, shared with the gateway")
     runners: list[web.AppRunner] = []
     try:
         # Alone, the backend's own requests get the drain bound.
@@ -230,40 +307,218 @@ async def _embedded(config: Config) -> None:
     await _run_until_stopped(runners, config.server.shutdown_timeout, None)
 
 
-def _load(path: str | None) -> Config:
+# -- the command line --------------------------------------------------------------
+
+
+def _version() -> str:
+    """The installed package's version, else the one in the source tree's pyproject.toml."""
     try:
-        return load_config(path)
+        return importlib.metadata.version("authgateway")
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            with open(pyproject, "rb") as fh:
+                return str(tomllib.load(fh)["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+_SERVER, _EMBEDDED = ServerConfig(), EmbeddedConfig()
+
+_PRECEDENCE = f"""\
+Settings, highest first: command-line flags; environment variables
+AUTHGATEWAY_SECTION__KEY (e.g. AUTHGATEWAY_SERVER__PORT=14002,
+AUTHGATEWAY_AUTH__SCHEMES=kerberos,simple; AUTHGATEWAY_LOG_LEVEL=debug);
+the TOML file given with --config (conf/authgateway.toml documents every
+key); the built-in defaults. A problem names the flag or variable it came
+from."""
+
+_DESCRIPTION = """\
+An authentication gateway for Hadoop-style REST file systems (Hoop, HttpFS,
+WebHDFS). It authenticates every client (pseudo authentication with
+user.name, or Kerberos SPNEGO), gives it a signed session cookie, and
+forwards its requests to a backend: by default an embedded one that serves
+a local directory."""
+
+_MAIN_EPILOG = f"""\
+{_PRECEDENCE}
+
+examples:
+  authgateway serve                             # http://127.0.0.1:{_SERVER.port} over ./data, pseudo auth
+  authgateway serve --port 15000 --root /srv/data
+  authgateway check-config conf/authgateway.toml
+  AUTHGATEWAY_LOG_LEVEL=debug authgateway serve --config conf/authgateway.toml
+
+'authgateway COMMAND --help' says more about each command."""
+
+_SERVE_DESCRIPTION = f"""\
+Run the gateway. Unless a backend URL is given, it first starts the
+embedded backend, which serves a local directory; then it opens two TCP
+ports (with the defaults, both on loopback only):
+  {_SERVER.host}:{_SERVER.port}  the gateway, where clients connect (server.host, server.port)
+  {_EMBEDDED.listen}  the embedded backend, which answers only requests the gateway
+                   signed (embedded.listen; can be a unix:/path socket instead)
+Without cookie.secret_files, the embedded mode generates its keys once into
+ROOT/.authgateway/ (mode 0600) and keeps them across restarts."""
+
+_STOPPING = f"""\
+Stopping: Ctrl-C or SIGTERM. The gateway stops listening at once, gives
+requests in progress up to server.shutdown_timeout (default {_SERVER.shutdown_timeout:g} s), then
+cuts the rest (503 when nothing of the answer has been sent yet). Exit
+status: 0 after a stop, 1 when it cannot start (a port in use...), 2 for
+a configuration or usage problem."""
+
+_SERVE_EPILOG = f"""\
+{_PRECEDENCE}
+
+{_STOPPING}
+
+examples:
+  authgateway serve
+  authgateway serve --port 15000 --root /srv/data
+  authgateway serve --config conf/authgateway.toml
+  AUTHGATEWAY_SERVER__PORT=14002 authgateway serve
+  authgateway serve --backend http://httpfs.internal:14000 --config gateway.toml   # needs cookie.secret_files"""
+
+_CHECK_DESCRIPTION = """\
+Check the configuration exactly as serve would (the file, the environment
+and the same flags), without starting or creating anything. Every problem
+is printed at once, one line each, naming the key (or the variable or flag
+it came from), its value and the rule; the exit status is then 2. A valid
+configuration prints where serve would listen, and exits 0."""
+
+_CHECK_EPILOG = f"""\
+{_PRECEDENCE}
+
+examples:
+  authgateway check-config conf/authgateway.toml
+  AUTHGATEWAY_SERVER__PORT=14002 authgateway check-config
+  authgateway check-config --config conf/authgateway.toml --port 15000"""
+
+_EMBEDDED_DESCRIPTION = f"""\
+Run only the embedded backend on embedded.listen (default {_EMBEDDED.listen}),
+serving embedded.root (default {_EMBEDDED.root}). It trusts only requests
+signed with backend.identity_secret_file, which the gateway in front of it
+must share; requests that reach it directly get 401."""
+
+_EMBEDDED_EPILOG = f"""\
+{_PRECEDENCE}
+
+{_STOPPING}
+
+example:
+  authgateway embedded --config backend.toml --root /srv/data"""
+
+# Flags that set a configuration key: (flag, dest, key, metavar, type, help).
+_SERVE_FLAGS: tuple[tuple[str, str, str, str, type, str], ...] = (
+    ("--host", "host", "server.host", "HOST", str,
+     f"address the gateway listens on (server.host; default {_SERVER.host}; 0.0.0.0 for every IPv4 interface)"),
+    ("--port", "port", "server.port", "PORT", int,
+     f"TCP port of the gateway (server.port; default {_SERVER.port}; 0 picks a free one)"),
+    ("--root", "root", "embedded.root", "DIR",
+     str, f"directory the embedded backend serves, created if missing (embedded.root; default {_EMBEDDED.root})"),
+    ("--backend", "backend", "backend.url", "URL", str,
+     "an external backend, http(s)://host:port of HttpFS or Hoop, instead of the embedded one "
+     "(backend.url; needs cookie.secret_files)"),
+)
+_EMBEDDED_FLAGS: tuple[tuple[str, str, str, str, type, str], ...] = (
+    _SERVE_FLAGS[2],
+    ("--listen", "listen", "embedded.listen", "HOST:PORT", str,
+     f"where it listens, host:port or unix:/path (embedded.listen; default {_EMBEDDED.listen})"),
+)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, flags: Sequence[tuple[str, str, str, str, type, str]]) -> None:
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", help="TOML configuration file (default: none, the built-in defaults)"
+    )
+    for flag, dest, _key, metavar, kind, text in flags:
+        parser.add_argument(flag, dest=dest, metavar=metavar, type=kind, help=text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="authgateway", description=_DESCRIPTION, epilog=_MAIN_EPILOG, formatter_class=raw)
+    parser.add_argument("--version", action="version", version=f"authgateway {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    serve = sub.add_parser(
+        "serve", help="run the gateway (and the embedded backend unless a backend URL is set)",
+        description=_SERVE_DESCRIPTION, epilog=_SERVE_EPILOG, formatter_class=raw,
+    )
+    _add_config_flags(serve, _SERVE_FLAGS)
+    check = sub.add_parser(
+        "check-config", help="check the configuration as serve would, report every problem, and exit",
+        description=_CHECK_DESCRIPTION, epilog=_CHECK_EPILOG, formatter_class=raw,
+    )
+    check.add_argument("file", nargs="?", metavar="FILE", help="TOML configuration file (the same as --config)")
+    _add_config_flags(check, _SERVE_FLAGS)
+    embedded = sub.add_parser(
+        "embedded", help="run only the embedded backend (behind a gateway started elsewhere)",
+        description=_EMBEDDED_DESCRIPTION, epilog=_EMBEDDED_EPILOG, formatter_class=raw,
+    )
+    _add_config_flags(embedded, _EMBEDDED_FLAGS)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> list[Override]:
+    flags = _EMBEDDED_FLAGS if args.command == "embedded" else _SERVE_FLAGS
+    return [
+        Override(key, getattr(args, dest), flag)
+        for flag, dest, key, *_ in flags
+        if getattr(args, dest) is not None
+    ]
+
+
+def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
+    path = args.config
+    if args.command == "check-config" and args.file is not None:
+        if path is not None and path != args.file:
+            parser.error("check-config: give the file once, as FILE or as --config")
+        path = args.file
+    try:
+        return load_config(path, overrides=_overrides(args))
     except ConfigError as exc:
         print(f"authgateway: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="authgateway", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway (and the embedded backend unless backend.url is set)")
-    serve.add_argument("-c", "--config", help="TOML configuration file (default: built-in defaults)")
-    check = sub.add_parser("check-config", help="validate a configuration file and exit")
-    check.add_argument("config", help="TOML configuration file")
-    embedded = sub.add_parser("embedded", help="run only the embedded backend")
-    embedded.add_argument("-c", "--config", help="TOML configuration file")
-    args = parser.parse_args(argv)
+def _summary(config: Config) -> list[str]:
+    """What serve would do with ``config``, for check-config."""
+    scheme = "https" if config.server.tls_cert_file else "http"
+    lines = [f"gateway: {scheme}://{config.server.host}:{config.server.port}; schemes: {', '.join(config.auth.schemes)}"]
+    if config.embedded_mode:
+        lines.append(
+            f"backend: embedded ({config.backend.dialect} dialect) on {config.embedded.listen}, "
+            f"serving {Path(config.embedded.root).resolve()}"
+        )
+    else:
+        lines.append(f"backend: {config.backend.url} ({config.backend.dialect} dialect)")
+    lines.append(_describe_keys(config))
+    return lines
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("AUTHGATEWAY_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
-    config = _load(args.config)
+    config = _load(args, parser)
+    logging.getLogger().setLevel(config.log.level.upper())
     if args.command == "check-config":
-        print(f"{args.config}: configuration is valid")
+        print(f"{config.source or 'built-in defaults'}: configuration is valid")
+        for line in _summary(config):
+            print(f"  {line}")
         return 0
     try:
         asyncio.run(_serve(config) if args.command == "serve" else _embedded(config))
+    except StartError as exc:
+        server_logger.error("cannot start: %s", exc)
+        return EXIT_CANNOT_START
     except OSError as exc:
         server_logger.error("cannot start: %s", exc)
-        return 1
+        return EXIT_CANNOT_START
     return 0
 
 
