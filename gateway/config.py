@@ -544,9 +544,12 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             raise ValueError
     except ValueError:
         problems.append(f"{name('embedded.umask')} = {embedded.umask!r}: must be an octal number up to 777")
-    for entry in embedded.groups:
-        group, sep, users = entry.partition(":")
-        if not sep or not group or not users:
+    from gateway.embedded._perm import parse_groups  # here: the embedded package imports this module
+
+    for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses
+        try:
+            parse_groups([entry])
+        except ValueError:
             problems.append(f"{name('embedded.groups')}: {entry!r} must look like 'group:user1,user2'")
     why = _data_root_problem(embedded.root)
     if why:
