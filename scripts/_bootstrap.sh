@@ -123,7 +123,7 @@ ensure_venv() {
     logged "pip install" "$PY" -m pip install --disable-pip-version-check -c "$ROOT/scripts/requirements.lock" \
         -e "$target" || return 1
     printf '%s\n%s\n' "$hash" "$want" > "$stamp"
-    INSTALLED+=("the project with ${want:-no extras} into .venv")
+    INSTALLED+=("the project with ${want:-no extras}")
 }
 
 # install_summary: one line, what ensure_apt and ensure_venv installed and how long it took.
@@ -133,8 +133,10 @@ install_summary() {
         say "nothing to install (${took} s)"
         return 0
     fi
-    local what
-    what="$(printf '%s; ' "${INSTALLED[@]}")"
+    local what="${INSTALLED[0]}" i
+    for ((i = 1; i < ${#INSTALLED[@]}; i++)); do
+        if [ $i -eq $((${#INSTALLED[@]} - 1)) ]; then what+=" and ${INSTALLED[i]}"; else what+=", ${INSTALLED[i]}"; fi
+    done
     local log="$INSTALL_LOG"
     if [ -d "$VENV" ] && [ -n "$INSTALL_LOG" ]; then
         log="$VENV/install.log"
@@ -142,5 +144,5 @@ install_summary() {
     fi
     local time="$took s"
     [ "$took" -ge 60 ] && time="$((took / 60)) min $((took % 60)) s"
-    say "installed ${what%; } in $time (output: $log)"
+    say "installed $what in $time (output: $log)"
 }

@@ -98,7 +98,7 @@ def test_an_install_prints_one_summary_line_and_keeps_the_noise_in_a_log(tree: P
         f"[authgateway] installing the project and its dependencies (test) into {tree}/.venv",
     ]
     assert re.fullmatch(
-        rf"\[authgateway\] installed Debian packages curl gcc; the project with test into \.venv in \d+ s "
+        rf"\[authgateway\] installed Debian packages curl gcc and the project with test in \d+ s "
         rf"\(output: {re.escape(str(tree))}/\.venv/install\.log\)",
         lines[2],
     ), lines[2]
