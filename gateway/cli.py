@@ -57,7 +57,7 @@ _AFTER_DRAIN = 2.0  # seconds
 _SCHEME_WORDS = {"simple": "user.name in the query", "kerberos": "SPNEGO, curl --negotiate"}
 
 
-class StartError(Exception):
+class _StartError(Exception):
     """The gateway cannot start; the message says what and which setting to change."""
 
 
@@ -92,7 +92,7 @@ def _keys(config: Config) -> tuple[KeyRing, bytes | None]:
         elif config.embedded_mode:
             identity_key = _ensure_key(config.state_dir / "identity.secret", "backend identity key")
     except OSError as exc:
-        raise StartError(f"cannot read or generate the keys ({exc})") from exc
+        raise _StartError(f"cannot read or generate the keys ({exc})") from exc
     return keyring, identity_key
 
 
@@ -160,7 +160,7 @@ async def _start_site(
         await site.start()
     except OSError as exc:
         why = _BIND_ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
-        raise StartError(f"{what} cannot listen on {listen}: {why}") from exc
+        raise _StartError(f"{what} cannot listen on {listen}: {why}") from exc
     actual = runner.addresses[0][1]  # the bound port, when 0 was asked for
     return f"{host}:{actual}"
 
@@ -219,7 +219,7 @@ async def _start_embedded(
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StartError(f"cannot create the data root {root} (embedded.root): {exc.strerror or exc}") from exc
+        raise _StartError(f"cannot create the data root {root} (embedded.root): {exc.strerror or exc}") from exc
     app = build_embedded_app(
         config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
     )
@@ -295,7 +295,7 @@ async def _serve(config: Config) -> None:
 async def _embedded(config: Config) -> None:
     _, identity_key = _keys(config)
     if identity_key is None:
-        raise StartError("the embedded backend alone needs backend.identity_secret_file, shared with the gateway")
+        raise _StartError("the embedded backend alone needs backend.identity_secret_file, shared with the gateway")
     runners: list[web.AppRunner] = []
     try:
         # Alone, the backend's own requests get the drain bound.
@@ -513,7 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         asyncio.run(_serve(config) if args.command == "serve" else _embedded(config))
-    except StartError as exc:
+    except _StartError as exc:
         server_logger.error("cannot start: %s", exc)
         return EXIT_CANNOT_START
     except OSError as exc:
