@@ -323,7 +323,7 @@ class UpstreamProxy:
             out.add(name, value)
         if request.content_length is not None:
             out[hdrs.CONTENT_LENGTH] = str(request.content_length)
-        peer = request.remote or ""
+        peer = request.remote or "unknown"  # as RFC 7239 writes a peer it cannot name
         prior = request.headers.get(hdrs.X_FORWARDED_FOR)
         out[hdrs.X_FORWARDED_FOR] = f"{prior}, {peer}" if prior else peer
         out[hdrs.X_FORWARDED_PROTO] = request.scheme
