@@ -30,15 +30,41 @@ __all__ = ("ConnectionLimit", "InFlight")
 
 
 class _Refusal(asyncio.Protocol):
-    """Answers one connection with a canned 503 and closes it."""
+    """Answers one connection with a canned 503, then closes it.
+
+    The answer is followed by a half-close, and what the client still sends
+    is read and dropped until it closes too (at most ``_LINGER`` seconds):
+    closing with unread bytes would reset the connection and could destroy
+    the answer before the client reads it.
+    """
 
     def __init__(self, answer: bytes) -> None:
         self._answer = answer
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
         transport.write(self._answer)
-        transport.close()
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._timer = asyncio.get_running_loop().call_later(_LINGER, transport.abort)
+        else:  # TLS: no half-close
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        pass  # dropped
+
+    def eof_received(self) -> bool:
+        return False  # close now: the client is done
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+_LINGER = 2.0  # seconds a refused client has to finish sending and read its 503
 
 
 def _canned_503(message: str) -> bytes:

@@ -82,7 +82,13 @@ async def test_stalled_uploads_hold_little_memory(gateway: Start) -> None:
 
 async def test_connections_past_the_limit_get_503_at_once(gateway: Start) -> None:
     gw = gateway(server={"max_connections": 3})
-    idle = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(3)]
+    idle = []
+    for _ in range(3):  # each answered once, so surely admitted (and then kept alive)
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(b"GET /user?op=status&user.name=bob HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        head, _ = await read_answer(reader)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        idle.append((reader, writer))
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     head, body = await read_answer(reader, timeout=5)
     assert head.startswith(b"HTTP/1.1 503 ")
