@@ -23,8 +23,8 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from gateway.hoopjson import failure_body
 from gateway.log import server_logger
+from gateway.wire import Fault, hoop
 
 __all__ = ("ConnectionLimit", "InFlight")
 
@@ -68,7 +68,7 @@ _LINGER = 2.0  # seconds a refused client has to finish sending and read its 503
 
 
 def _canned_503(message: str) -> bytes:
-    body = json.dumps(failure_body(503, message, "ServiceUnavailableException")).encode()
+    body = json.dumps(hoop.body(Fault.UNAVAILABLE, message)).encode()
     head = (
         f"HTTP/1.1 503 {HTTPStatus(503).phrase}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
