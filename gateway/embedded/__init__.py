@@ -3,6 +3,12 @@
 ``build_embedded_app(config, signer=..., identity_header=...)`` returns the
 aiohttp application; the gateway runs it on ``embedded.listen``.
 
+Layout: ``store/`` is the file system (namespace, metadata, permissions,
+transfers, one family of errors) and knows no REST API; ``faces/`` holds
+one module per REST API (``hoop.py``), which parses requests into store
+calls and renders results and errors; ``app.py`` only verifies the
+identity, picks the face by path prefix and runs the store's lifetime.
+
 Behaviour and the choices made where Hoop/HDFS leave room:
 
 * **Identity.** Only the user in ``identity_header`` counts, and only with a
@@ -74,6 +80,7 @@ Behaviour and the choices made where Hoop/HDFS leave room:
   chunked encoding.
 """
 
-from .app import BACKEND_KEY, EmbeddedBackend, build_embedded_app
+from .app import BACKEND_KEY, build_embedded_app
+from .store import Store
 
-__all__ = ("BACKEND_KEY", "EmbeddedBackend", "build_embedded_app")
+__all__ = ("BACKEND_KEY", "Store", "build_embedded_app")

@@ -24,7 +24,7 @@ from yarl import URL
 
 from gateway.config import EmbeddedConfig
 from gateway.embedded import BACKEND_KEY, build_embedded_app
-from gateway.embedded._namespace import Namespace
+from gateway.embedded.store import Namespace
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
 
 __all__ = (

@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from gateway.embedded._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION
-from gateway.embedded._paths import Parts
+from gateway.embedded.store._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION
+from gateway.embedded.store._paths import Parts
 from tests.integration.embedded import (
     Backend,
     backend,  # noqa: F401  (the fixture)

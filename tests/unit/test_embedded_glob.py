@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.embedded._glob import GlobError, compile_glob
+from gateway.embedded.store._glob import GlobError, compile_glob
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded._host import HostTree, is_missing
+from gateway.embedded.store._host import HostTree, is_missing
 
 
 @pytest.fixture

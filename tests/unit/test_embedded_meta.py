@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded._meta import InodeMeta, MetaStore
+from gateway.embedded.store._meta import InodeMeta, MetaStore
 
 
 def meta(owner: str) -> InodeMeta:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.embedded._errors import BadRequestError
-from gateway.embedded._params import Op, Params
+from gateway.embedded.store._errors import BadRequestError
+from gateway.embedded.faces._params import Op, Params
 
 
 @pytest.mark.parametrize(

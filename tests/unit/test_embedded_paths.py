@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.embedded._errors import AccessDeniedError, BadRequestError
-from gateway.embedded._paths import check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
+from gateway.embedded.store._errors import AccessDeniedError, BadRequestError
+from gateway.embedded.store._paths import check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
 
 
 @pytest.mark.parametrize(

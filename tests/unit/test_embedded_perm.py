@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load_config
-from gateway.embedded._perm import (
+from gateway.embedded.store._perm import (
     FsAction,
     GroupMap,
     Principal,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import enum
 from urllib.parse import unquote_plus
 
-from ._errors import BadRequestError
-from ._perm import parse_permission
+from ..store import BadRequestError, parse_permission
 
 __all__ = ("Op", "Params")
 

@@ -1,0 +1,56 @@
+"""The embedded file system store: HDFS semantics over a local directory, no REST API.
+
+Namespace (paths, host tree, metadata), permissions, transfers and one
+family of errors (:class:`FsError`, a class per kind of failure).  The
+faces (:mod:`gateway.embedded.faces`) parse requests into calls on
+:class:`Store` and render its results and errors in their REST API.
+"""
+
+from ._errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    AuthenticationError,
+    BadRequestError,
+    FsError,
+    IOFailureError,
+    MethodNotAllowedError,
+    NotEmptyError,
+    NotFoundError,
+    ParentNotDirectoryError,
+)
+from ._glob import GlobError, compile_glob
+from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
+from ._paths import Parts, check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
+from ._perm import Principal, format_permission, parse_groups, parse_permission
+from ._store import Body, Reader, Store
+
+__all__ = (
+    "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_REPLICATION",
+    "AccessDeniedError",
+    "AlreadyExistsError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Body",
+    "FsError",
+    "GlobError",
+    "IOFailureError",
+    "Inode",
+    "MethodNotAllowedError",
+    "Namespace",
+    "NotEmptyError",
+    "NotFoundError",
+    "ParentNotDirectoryError",
+    "Parts",
+    "Principal",
+    "Reader",
+    "Store",
+    "check_not_reserved",
+    "compile_glob",
+    "format_permission",
+    "hdfs_path",
+    "parse_groups",
+    "parse_hdfs_path",
+    "parse_permission",
+    "parse_target",
+)

@@ -1,0 +1,343 @@
+"""The store: the file system operations over one served root, with no REST API.
+
+:class:`Store` owns the namespace (host tree, metadata, permission checks)
+and the I/O pool.  Each operation takes parsed arguments (a principal, HDFS
+path parts, plain values) and returns a plain result or raises an
+:class:`FsError`; how a request names them and how a result or a failure
+looks on the wire is each face's business.  Contents move through bounded
+chunks on the pool: a body is read from a :class:`Body` (aiohttp's
+``StreamReader`` is one) and a read is handed out as a :class:`Reader`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from ...config import EmbeddedConfig
+from ._errors import BadRequestError, NotFoundError
+from ._host import HostTree
+from ._io import CHUNK_SIZE, FileSink, FileSource, finish
+from ._meta import InodeMeta, MetaStore
+from ._namespace import DEFAULT_BLOCK_SIZE, TMP_DIR, TRASH_DIR, Inode, Namespace, host_failure
+from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path
+from ._perm import DEFAULT_DIR_PERM, GroupMap, Principal, parse_groups
+
+__all__ = ("Body", "Reader", "Store")
+
+logger = logging.getLogger("gateway.embedded")
+
+_IO_THREADS = 4
+
+
+class Body(Protocol):
+    """A request body being received (aiohttp's ``StreamReader``)."""
+
+    async def readany(self) -> bytes: ...
+
+    def read_nowait(self, n: int = -1) -> bytes: ...
+
+    def is_eof(self) -> bool: ...
+
+
+class Reader:
+    """An open read of ``remaining`` bytes of ``inode``; close it when done."""
+
+    __slots__ = ("_pool", "_source", "inode", "remaining")
+
+    def __init__(self, pool: ThreadPoolExecutor, source: FileSource, inode: Inode, remaining: int) -> None:
+        self._pool = pool
+        self._source = source
+        self.inode = inode
+        self.remaining = remaining
+
+    async def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes (fewer only at the end of the file: it may shrink under us)."""
+        loop = asyncio.get_running_loop()
+        data: bytes = await loop.run_in_executor(self._pool, self._source.read, size)
+        self.remaining -= len(data)
+        return data
+
+    async def close(self) -> None:
+        await finish(self._pool, self._source.close)
+
+
+class Store:
+    """The resources of one embedded store, opened by :meth:`start`, closed by :meth:`stop`."""
+
+    def __init__(self, config: EmbeddedConfig) -> None:
+        try:
+            umask = int(config.umask, 8)
+            if not 0 <= umask <= 0o777:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"embedded.umask = {config.umask!r}: must be an octal number up to 777") from None
+        self.root = Path(config.root)
+        self.groups = GroupMap(parse_groups(config.groups), superuser=config.superuser, supergroup=config.supergroup)
+        self.umask = umask
+        self._ns: Namespace | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._append_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @property
+    def ns(self) -> Namespace:
+        if self._ns is None:
+            raise RuntimeError("the embedded backend is not started")
+        return self._ns
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            raise RuntimeError("the embedded backend is not started")
+        return self._pool
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the root, the metadata store and the I/O pool; clear leftovers of a crash."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = self.root / RESERVED_NAME
+        if state.is_symlink():
+            raise RuntimeError(f"{state} must be a directory, not a symbolic link")
+        state.mkdir(mode=0o700, exist_ok=True)
+        for name in (TMP_DIR[-1], TRASH_DIR[-1]):
+            scratch = state / name
+            if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
+                raise RuntimeError(f"{scratch} must be a directory")
+            scratch.mkdir(mode=0o700, exist_ok=True)
+            with os.scandir(scratch) as entries:
+                leftovers = list(entries)  # of interrupted uploads and deletes
+            for entry in leftovers:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        host = HostTree(self.root)
+        try:
+            store = MetaStore(state / "meta.sqlite3")
+        except BaseException:
+            host.close()
+            raise
+        ns = Namespace(host, store, self.groups, umask=self.umask)
+        try:
+            if store.get("/") is None:
+                store.put("/", InodeMeta(self.groups.superuser, self.groups.supergroup, DEFAULT_DIR_PERM, 0, 0))
+            system = self.groups.principal(self.groups.superuser)
+            ns.ensure_dir(system, ("user",), DEFAULT_DIR_PERM)
+        except BaseException:
+            store.close()
+            host.close()
+            raise
+        self._ns = ns
+        self._pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="embedded-io")
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._ns is not None:
+            self._ns.store.close()
+            self._ns.host.close()
+            self._ns = None
+
+    @contextlib.asynccontextmanager
+    async def append_lock(self, path: str) -> AsyncIterator[None]:
+        """Serialise appends to one file, so a failed one can be cut back cleanly."""
+        lock, users = self._append_locks.get(path, (asyncio.Lock(), 0))
+        self._append_locks[path] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._append_locks[path]
+            if users == 1:
+                del self._append_locks[path]
+            else:
+                self._append_locks[path] = (lock, users - 1)
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
+
+    def principal(self, user: str) -> Principal:
+        """The principal a verified user name acts as (with its groups)."""
+        return self.groups.principal(user)
+
+    # -- reading ------------------------------------------------------------------
+
+    async def status(self, principal: Principal, parts: Parts) -> Inode:
+        check_not_reserved(parts)
+        return self.ns.existing(principal, parts)
+
+    async def list(self, principal: Principal, parts: Parts, pattern: re.Pattern[str] | None = None) -> list[Inode]:
+        """A directory's entries, or the file itself; only names ``pattern`` matches whole."""
+        check_not_reserved(parts)
+        target = self.ns.existing(principal, parts)
+        entries = self.ns.list_children(principal, target) if target.is_dir else [target]
+        if pattern is not None:
+            entries = [e for e in entries if pattern.fullmatch(e.parts[-1] if e.parts else "")]
+        return entries
+
+    def home(self, principal: Principal) -> Parts:
+        return ("user", principal.name)
+
+    async def open(self, principal: Principal, parts: Parts, offset: int, length: int) -> Reader:
+        """Open a read from ``offset`` (-1: 0) of ``length`` bytes (-1: to the end)."""
+        check_not_reserved(parts)
+        inode, fd = self.ns.open_for_read(principal, parts)
+        source = FileSource(fd, max(offset, 0))
+        try:
+            size = os.fstat(fd).st_size
+            if source.position > size:
+                raise BadRequestError(f"Offset {offset} is beyond the end of {inode.path} ({size} bytes)")
+        except BaseException:
+            await finish(self.pool, source.close)
+            raise
+        remaining = size - source.position
+        if length != -1:
+            remaining = min(length, remaining)
+        return Reader(self.pool, source, inode, remaining)
+
+    # -- writing ------------------------------------------------------------------
+
+    async def _receive(self, body: Body, expected: int | None, sink: FileSink) -> None:
+        """Copy the whole body into ``sink``; raise unless it all arrived."""
+        while True:
+            chunk = await body.readany()
+            if not chunk:
+                break
+            # Batch what has already arrived into one write on the pool, but
+            # never wait for more while holding it: a stalled upload must not
+            # keep a buffer (memory follows connections, not their stalls).
+            pieces, size = [chunk], len(chunk)
+            while size < CHUNK_SIZE and (more := body.read_nowait(CHUNK_SIZE - size)):
+                pieces.append(more)
+                size += len(more)
+            data = chunk if len(pieces) == 1 else b"".join(pieces)
+            del chunk, pieces
+            await self.run(sink.write, data)
+            del data
+        if not body.is_eof() or (expected is not None and sink.written != expected):
+            raise BadRequestError("Incomplete request body")
+
+    async def create(
+        self,
+        principal: Principal,
+        parts: Parts,
+        body: Body,
+        expected: int | None,
+        *,
+        overwrite: bool,
+        perm: int | None,
+        replication: int,
+        block_size: int,
+    ) -> None:
+        """Write ``body`` (``expected`` bytes when known) as the file at ``parts``, atomically.
+
+        ``perm`` ``None`` is the default (644 minus the umask); ``block_size``
+        -1 the default.  Nothing is visible until the whole body is in.
+        """
+        check_not_reserved(parts)
+        ns = self.ns
+        perm = ns.default_perm(False) if perm is None else perm
+        ns.ensure_home(principal.name, parts, inclusive=False)
+        ns.check_create(principal, parts, overwrite)  # refuse before taking the body
+        try:
+            temp, fd = ns.new_temp()
+        except OSError as exc:
+            raise host_failure(exc, hdfs_path(parts)) from exc
+        sink = FileSink(fd)
+        committed = False
+        try:
+            await self._receive(body, expected, sink)
+            await self.run(sink.sync)
+            await finish(self.pool, sink.close)
+            ns.commit_create(
+                principal,
+                parts,
+                temp,
+                overwrite=overwrite,
+                perm=perm,
+                replication=replication,
+                block_size=DEFAULT_BLOCK_SIZE if block_size == -1 else block_size,
+            )
+            committed = True
+        finally:
+            if not committed:
+                await finish(self.pool, sink.close)
+                await finish(self.pool, lambda: ns.discard(temp))
+
+    async def append(self, principal: Principal, parts: Parts, body: Body, expected: int | None) -> None:
+        """Append ``body`` to the file; on failure the file is cut back to its old size."""
+        check_not_reserved(parts)
+        async with self.append_lock(hdfs_path(parts)):
+            _inode, fd = self.ns.open_for_append(principal, parts)
+            sink = FileSink(fd)
+            done = False
+            try:
+                await self._receive(body, expected, sink)
+                await self.run(sink.sync)
+                done = True
+            finally:
+                if not done:
+                    await finish(self.pool, sink.truncate_back)
+                await finish(self.pool, sink.close)
+
+    async def mkdirs(self, principal: Principal, parts: Parts, perm: int | None) -> None:
+        check_not_reserved(parts)
+        self.ns.ensure_home(principal.name, parts, inclusive=True)
+        self.ns.make_dirs(principal, parts, self.ns.default_perm(True) if perm is None else perm)
+
+    async def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
+        check_not_reserved(src)
+        check_not_reserved(dst)
+        self.ns.ensure_home(principal.name, dst, inclusive=False)
+        return self.ns.rename(principal, src, dst)
+
+    async def delete(self, principal: Principal, parts: Parts, recursive: bool) -> bool:
+        check_not_reserved(parts)
+        ns = self.ns
+        if not parts:
+            ns.existing(principal, parts)
+            return False  # HDFS never deletes the root
+        target, walk = ns.check_delete(principal, parts, recursive)
+        if walk:
+            try:
+                below = await self.run(ns.host.subdirectories, parts)
+            except OSError as exc:
+                raise NotFoundError(f"File does not exist: {target.path}") from exc
+            target, walk = ns.check_delete(principal, parts, recursive)  # it may have changed meanwhile
+            if walk:
+                ns.check_subtree(principal, target, below)
+        trash = ns.unlink_to_trash(parts)
+        if trash is not None:
+            try:
+                await finish(self.pool, lambda: ns.discard(trash))
+            except OSError:
+                logger.warning("could not remove deleted %s from the trash; it goes at the next start", target.path)
+        return True
+
+    # -- attributes ------------------------------------------------------------------
+
+    async def set_owner(self, principal: Principal, parts: Parts, owner: str | None, group: str | None) -> None:
+        check_not_reserved(parts)
+        self.ns.set_owner(principal, parts, owner, group)
+
+    async def set_permission(self, principal: Principal, parts: Parts, perm: int | None) -> None:
+        check_not_reserved(parts)
+        self.ns.set_permission(principal, parts, perm)
+
+    async def set_times(self, principal: Principal, parts: Parts, mtime_ms: int, atime_ms: int) -> None:
+        check_not_reserved(parts)
+        self.ns.set_times(principal, parts, mtime_ms, atime_ms)
+
+    async def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
+        check_not_reserved(parts)
+        return self.ns.set_replication(principal, parts, replication)
