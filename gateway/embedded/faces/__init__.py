@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ...wire import WireFormat, error_response
 from ..store import FsError, Principal, Store
 
 __all__ = ("STREAMING_KEY", "Face", "face_for")
@@ -29,14 +30,17 @@ class Face:
 
     ``prefix`` is the raw path prefix it serves (``""``: everything no
     other face claims).  ``handle`` answers a request with a verified
-    principal; ``error_response`` renders a failure, including those raised
-    before ``handle`` (identity, bad HTTP method, internal faults).
+    principal; its failures, and those raised before it (identity,
+    internal faults), are rendered in ``wire``'s error format.
     """
 
     name: str
     prefix: str
     handle: Callable[[web.Request, Store, Principal], Awaitable[web.StreamResponse]]
-    error_response: Callable[[FsError], web.Response]
+    wire: WireFormat
+
+    def error_response(self, error: FsError) -> web.Response:
+        return error_response(self.wire, error.fault, error.message)
 
     def serves(self, raw_path: str) -> bool:
         if not self.prefix:

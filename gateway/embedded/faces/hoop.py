@@ -13,21 +13,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ...hoopjson import failure_response
+from ...wire import WireFormat
 from ..store import (
     DEFAULT_REPLICATION,
-    AccessDeniedError,
-    AlreadyExistsError,
-    AuthenticationError,
     BadRequestError,
     FsError,
     GlobError,
     Inode,
-    IOFailureError,
     MethodNotAllowedError,
-    NotEmptyError,
-    NotFoundError,
-    ParentNotDirectoryError,
     Parts,
     Principal,
     Store,
@@ -43,29 +36,9 @@ from ._params import Op, Params
 from ._transfer import send_file
 from ._urls import base_url, path_url
 
-__all__ = ("FACE", "error_response", "handle")
+__all__ = ("FACE", "handle")
 
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
-
-# HttpFS answers the conflicts (exists, parent is a file, not empty) with 500
-# and WebHDFS with 403; neither is honest, and 500 must mean a server fault.
-_FAILURES: dict[type[FsError], tuple[int, str]] = {
-    AuthenticationError: (401, "AuthenticationException"),
-    BadRequestError: (400, "IllegalArgumentException"),
-    AccessDeniedError: (403, "AccessControlException"),
-    NotFoundError: (404, "FileNotFoundException"),
-    MethodNotAllowedError: (405, "UnsupportedOperationException"),
-    AlreadyExistsError: (409, "FileAlreadyExistsException"),
-    ParentNotDirectoryError: (409, "ParentNotDirectoryException"),
-    NotEmptyError: (409, "PathIsNotEmptyDirectoryException"),
-    IOFailureError: (500, "IOException"),
-}
-
-
-def error_response(error: FsError) -> web.Response:
-    status, exception = _FAILURES.get(type(error), (500, "IOException"))
-    return failure_response(status, error.message, exception)
-
 
 class _Call:
     """One request's decoded inputs."""
@@ -240,4 +213,4 @@ async def handle(request: web.Request, store: Store, principal: Principal) -> we
     return await _OPERATIONS[op](_Call(request, store, principal, parts, params))
 
 
-FACE = Face("hoop", "", handle, error_response)
+FACE = Face("hoop", "", handle, WireFormat.HOOP)

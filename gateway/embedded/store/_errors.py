@@ -1,12 +1,17 @@
 """Failures of file system commands, one class per kind of failure.
 
-Every error the store reports is an :class:`FsError` with a message that
-names HDFS paths only (never a host path, never a traceback).  The store
-knows no REST API: what a kind of failure looks like on the wire (HTTP
-status, Java exception name) is for each face to say.
+Every error the store reports is an :class:`FsError`: a
+:class:`~gateway.wire.Fault` (the kind of failure) and a message that names
+HDFS paths only (never a host path, never a traceback).  The store knows no
+REST API: what a fault looks like on the wire (HTTP status, Java exception
+name) is in :mod:`gateway.wire`'s tables, which the faces render.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+from ...wire import Fault
 
 __all__ = (
     "AccessDeniedError",
@@ -23,7 +28,9 @@ __all__ = (
 
 
 class FsError(Exception):
-    """A failed command; its class says what kind of failure it is."""
+    """A failed command; ``fault`` says what kind of failure it is."""
+
+    fault: ClassVar[Fault] = Fault.IO_FAILURE
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -31,36 +38,38 @@ class FsError(Exception):
 
 
 class AuthenticationError(FsError):
-    pass
+    fault = Fault.UNAUTHENTICATED
 
 
 class BadRequestError(FsError):
-    pass
+    fault = Fault.BAD_REQUEST
 
 
 class AccessDeniedError(FsError):
-    pass
+    fault = Fault.ACCESS_DENIED
 
 
 class NotFoundError(FsError):
-    pass
+    fault = Fault.NOT_FOUND
 
 
 class MethodNotAllowedError(FsError):
-    pass
+    fault = Fault.METHOD_NOT_ALLOWED
 
 
 class AlreadyExistsError(FsError):
-    pass
+    fault = Fault.ALREADY_EXISTS
 
 
 class ParentNotDirectoryError(FsError):
-    pass
+    fault = Fault.PARENT_NOT_DIRECTORY
 
 
 class NotEmptyError(FsError):
-    pass
+    fault = Fault.NOT_EMPTY
 
 
 class IOFailureError(FsError):
     """The host file system failed (disk full, I/O error): a server fault."""
+
+    fault = Fault.IO_FAILURE
