@@ -1,6 +1,8 @@
 """Assembling the gateway application from a validated configuration.
 
-Data flows one way: client -> auth filter -> dialect -> proxy -> backend.
+Data flows one way: client -> route -> auth filter -> dialect -> proxy -> backend.
+The route (prefix, backend, dialect) is resolved first, so every answer,
+a 401 challenge included, comes in the format of the route's dialect.
 """
 
 from __future__ import annotations
@@ -8,22 +10,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import HttpVersion11, hdrs, web
+from aiohttp import ClientSession, HttpVersion11, hdrs, web
+from multidict import CIMultiDict
 
 from authplugins import AuthScheme, scheme_class
 from gateway.authfilter import IDENTITY, AuthFilter
-from gateway.config import Config
+from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing
-from gateway.dialects import DIALECTS, Dialect
+from gateway.dialects import DIALECTS
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
 from gateway.proxy import UpstreamError, UpstreamProxy, origin_form
+from gateway.routing import Route, Router
 from gateway.serving import InFlight
 
-__all__ = ("IN_FLIGHT", "build_gateway_app")
+__all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
 
-_PROXY = web.AppKey("proxy", UpstreamProxy)
+_PROXIES = web.AppKey("proxies", dict[str, UpstreamProxy])  # by backend URL, one per distinct backend
 IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progress, for the drain
+ROUTE = web.RequestKey("route", Route)  # the request's route, resolved before authentication
 _TARGET = web.RequestKey("target", str)  # the origin-form request target
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -38,32 +43,46 @@ def build_gateway_app(
 ) -> web.Application:
     """The gateway app for ``config``.
 
-    ``backend_url`` is where requests go (for the embedded backend, the
-    address it was started on); ``identity_key``, when given, signs the
-    identity header for a backend that verifies it; ``unix_socket`` connects
-    to the backend over that socket instead of TCP.
+    ``backend_url`` is where the routes to the embedded backend go (the
+    address it was started on); a route to an external backend goes to its
+    own URL.  ``identity_key``, when given, signs the identity header for a
+    backend that verifies it; ``unix_socket`` connects to the embedded
+    backend over that socket instead of TCP.
     """
     schemes: list[AuthScheme] = [scheme_class(name).from_options(opts) for name, opts in config.scheme_options]
     signer = IdentitySigner(identity_key) if identity_key is not None else None
-    dialect: Dialect = DIALECTS[config.backend.dialect](
-        backend_url=backend_url, identity_header=config.backend.identity_header, signer=signer
-    )
+    routes: list[Route] = []
+    for rc in config.routes:
+        url = backend_url if rc.backend == EMBEDDED else rc.backend
+        dialect = DIALECTS[rc.dialect](backend_url=url, identity_header=config.backend.identity_header, signer=signer)
+        routes.append(Route(rc.prefix, url, dialect))
+    router = Router(routes)
+    # The embedded backend may listen on a unix socket, external ones never do.
+    sockets = {r.backend_url: unix_socket if rc.backend == EMBEDDED else None for r, rc in zip(routes, config.routes)}
+
+    def route_error(
+        request: web.Request, status: int, message: str, *, headers: CIMultiDict[str] | None = None
+    ) -> web.Response:
+        return request[ROUTE].dialect.error_response(status, message, headers=headers)
+
     auth = AuthFilter(
         schemes=schemes,
         codec=CookieCodec(keyring, schemes=[s.type_name for s in schemes]),
         cookie=config.cookie,
-        error_response=dialect.error_response,
+        error_response=route_error,
         force_secure=bool(config.server.tls_cert_file),
     )
 
     @web.middleware
-    async def require_path(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # Before routing and authentication: "*" and authority-form targets
-        # have no path to forward (and would otherwise meet aiohttp's
-        # plain-text 404).
+    async def route(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Before authentication, so that its answers are in the route's format.
+        # "*" and authority-form targets have no path to forward (and would
+        # otherwise meet aiohttp's plain-text 404): the route for "/" answers.
         target = origin_form(request.raw_path)
         if target is None:
-            return dialect.error_response(400, "The request target must be a path (or an absolute URL)")
+            request[ROUTE] = router.default
+            return route_error(request, 400, "The request target must be a path (or an absolute URL)")
+        request[ROUTE] = router.resolve(target.partition("?")[0])
         request[_TARGET] = target
         return await handler(request)
 
@@ -72,18 +91,21 @@ def build_gateway_app(
         # an unauthenticated client would upload its whole body only to be
         # refused.  The answer waits until the filter has let the request in.
         if request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
-            return dialect.error_response(417, "Only 'Expect: 100-continue' is supported")
+            target = origin_form(request.raw_path)
+            matched = router.resolve(target.partition("?")[0]) if target is not None else router.default
+            return matched.dialect.error_response(417, "Only 'Expect: 100-continue' is supported")
         return None
 
     async def handle(request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
         assert task is not None
         in_flight.enter(task)
+        dialect = request[ROUTE].dialect
         try:
             if request.version == HttpVersion11 and hdrs.EXPECT in request.headers:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
-            return await request.app[_PROXY].forward(
+            return await request.app[_PROXIES][request[ROUTE].backend_url].forward(
                 request,
                 dialect.forward(request, request[_TARGET], request[IDENTITY].user),
                 dialect.rewrite_response_headers,
@@ -106,24 +128,30 @@ def build_gateway_app(
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         started: list[AuthScheme] = []
-        session = UpstreamProxy.new_session(
-            connect_timeout=config.backend.connect_timeout,
-            read_timeout=config.backend.read_timeout,
-            pool_timeout=config.backend.pool_timeout,
-            max_connections=config.backend.max_connections,
-            unix_socket=unix_socket,
-        )
+        sessions: list[ClientSession] = []
         try:
             for scheme in schemes:
                 await scheme.start()
                 started.append(scheme)
-            app[_PROXY] = UpstreamProxy(
-                backend_url,
-                session=session,
-                reserved_headers=dialect.reserved_headers,
-                cookie_names={config.cookie.name, "hadoop.auth"},
-                send_timeout=config.backend.send_timeout,
-            )
+            proxies: dict[str, UpstreamProxy] = {}
+            for url, socket_path in sockets.items():
+                session = UpstreamProxy.new_session(
+                    connect_timeout=config.backend.connect_timeout,
+                    read_timeout=config.backend.read_timeout,
+                    pool_timeout=config.backend.pool_timeout,
+                    max_connections=config.backend.max_connections,
+                    unix_socket=socket_path,
+                )
+                sessions.append(session)
+                reserved = {h for r in routes if r.backend_url == url for h in r.dialect.reserved_headers}
+                proxies[url] = UpstreamProxy(
+                    url,
+                    session=session,
+                    reserved_headers=tuple(sorted(reserved)),
+                    cookie_names={config.cookie.name, "hadoop.auth"},
+                    send_timeout=config.backend.send_timeout,
+                )
+            app[_PROXIES] = proxies
             yield
         finally:
             for scheme in reversed(started):
@@ -131,10 +159,11 @@ def build_gateway_app(
                     await scheme.stop()
                 except Exception:  # one scheme's failure must not keep the others running
                     server_logger.exception("stopping scheme %s failed", scheme.type_name)
-            await session.close()
+            for session in reversed(sessions):
+                await session.close()
 
     in_flight = InFlight()
-    app = web.Application(middlewares=[require_path, auth.middleware], client_max_size=0)
+    app = web.Application(middlewares=[route, auth.middleware], client_max_size=0)
     app[IN_FLIGHT] = in_flight
     app.on_response_prepare.append(auth.on_response_prepare)
     app.on_response_prepare.append(in_flight.on_response_prepare)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
@@ -30,7 +31,14 @@ from gateway.log import audit_logger, auth_logger
 __all__ = ("IDENTITY", "AuthFilter")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ErrorResponder = Callable[..., web.Response]
+
+class ErrorResponder(Protocol):
+    """Renders an error the filter answers (400, 401 or 403) in the format ``request``'s route speaks."""
+
+    def __call__(
+        self, request: web.Request, status: int, message: str, *, headers: CIMultiDict[str]
+    ) -> web.Response: ...
+
 
 IDENTITY = web.RequestKey("identity", SessionToken)
 
@@ -126,7 +134,7 @@ class AuthFilter:
                 if exc.status == 401:
                     for other in self._schemes:
                         headers.add(hdrs.WWW_AUTHENTICATE, other.challenge.www_authenticate)
-                return self._error_response(exc.status, exc.message, headers=headers)
+                return self._error_response(request, exc.status, exc.message, headers=headers)
             if isinstance(result, Authenticated):
                 return await self._accept(request, handler, result, now)
             challenges.append(result)
@@ -134,7 +142,7 @@ class AuthFilter:
         if sent:
             request[_COOKIE_ACTION] = _CLEAR
         headers = CIMultiDict((hdrs.WWW_AUTHENTICATE, c.www_authenticate) for c in challenges)
-        return self._error_response(401, "Authentication required", headers=headers)
+        return self._error_response(request, 401, "Authentication required", headers=headers)
 
     async def _accept(
         self, request: web.Request, handler: Handler, result: Authenticated, now: float

@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.config import (
+    EMBEDDED,
     Config,
     ConfigError,
     EmbeddedConfig,
@@ -251,7 +252,7 @@ async def _serve(config: Config) -> None:
             route = f"the embedded backend on {where}"
         else:
             backend_url = config.backend.url
-            route = f"{config.backend.url} (backend.url)"
+            route = ""
         app = build_gateway_app(
             config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, unix_socket=unix_socket
         )
@@ -278,9 +279,7 @@ async def _serve(config: Config) -> None:
             "authgateway %s listening on %s://%s (server.host, server.port); schemes: %s",
             _version(), scheme, where, schemes,
         )
-        server_logger.info(
-            "routes: every path -> %s, %s dialect; %s", route, config.backend.dialect, _describe_keys(config)
-        )
+        server_logger.info("routes: %s; %s", _describe_routes(config, route), _describe_keys(config))
         server_logger.info(
             "Ctrl-C or SIGTERM stops it: requests in progress get %.0f s (server.shutdown_timeout)",
             config.server.shutdown_timeout,
@@ -482,17 +481,25 @@ def _load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _describe_routes(config: Config, embedded: str) -> str:
+    """Each route, longest prefix first, with ``embedded`` naming the embedded backend."""
+    routes = sorted(config.routes, key=lambda r: len(r.prefix), reverse=True)
+
+    def backend(url: str) -> str:
+        return embedded if url == EMBEDDED else url
+
+    if len(routes) == 1:
+        return f"every path -> {backend(routes[0].backend)}, {routes[0].dialect} dialect"
+    return "; ".join(f"{r.prefix} -> {backend(r.backend)}, {r.dialect} dialect" for r in routes)
+
+
 def _summary(config: Config) -> list[str]:
     """What serve would do with ``config``, for check-config."""
     scheme = "https" if config.server.tls_cert_file else "http"
     lines = [f"gateway: {scheme}://{config.server.host}:{config.server.port}; schemes: {', '.join(config.auth.schemes)}"]
     if config.embedded_mode:
-        lines.append(
-            f"backend: embedded ({config.backend.dialect} dialect) on {config.embedded.listen}, "
-            f"serving {Path(config.embedded.root).resolve()}"
-        )
-    else:
-        lines.append(f"backend: {config.backend.url} ({config.backend.dialect} dialect)")
+        lines.append(f"backend: embedded on {config.embedded.listen}, serving {Path(config.embedded.root).resolve()}")
+    lines.append(f"routes: {_describe_routes(config, 'the embedded backend')}")
     lines.append(_describe_keys(config))
     return lines
 

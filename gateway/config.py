@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from authplugins import SCHEME_TYPES, AuthScheme, scheme_class
+from gateway.dialects import DIALECTS
 
 __all__ = (
     "AuthConfig",
@@ -47,7 +48,9 @@ __all__ = (
     "LogConfig",
     "MIN_SECRET_BYTES",
     "Override",
+    "RouteConfig",
     "ServerConfig",
+    "EMBEDDED",
     "load_config",
     "read_secret",
 )
@@ -118,7 +121,10 @@ class AuthConfig:
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
     url: str = field(default="", metadata=_help("http(s)://host:port of the backend; empty runs the embedded one"))
-    dialect: Literal["hoop"] = field(default="hoop", metadata=_help("the backend's REST dialect"))
+    dialect: str = field(
+        default="hoop",
+        metadata=_help("the backend's REST dialect: hoop, webhdfs, alluxio or generic (the route for '/')"),
+    )
     identity_header: str = field(
         default="X-Forwarded-User", metadata=_help("request header carrying the authenticated user")
     )
@@ -135,6 +141,26 @@ class BackendConfig:
         default=10.0, metadata=_help("seconds a request may wait for a free backend connection (504 after)")
     )
     max_connections: int = field(default=256, metadata=_help("connections to the backend at most, pooled"))
+
+
+EMBEDDED = "embedded"
+"""A route's ``backend`` that names the embedded backend."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    prefix: str = field(default="", metadata=_help("path prefix, starting and ending with '/'; the longest wins"))
+    backend: str = field(
+        default=EMBEDDED, metadata=_help('http(s)://host:port of the backend, or "embedded"')
+    )
+    dialect: str = field(default="hoop", metadata=_help("hoop, webhdfs, alluxio or generic"))
+
+
+# What the embedded backend serves when no route says otherwise; "/" follows [backend].
+_EMBEDDED_ROUTES = (
+    RouteConfig("/webhdfs/v1/", EMBEDDED, "webhdfs"),
+    RouteConfig("/api/v1/", EMBEDDED, "alluxio"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +193,29 @@ class Config:
     backend: BackendConfig = BackendConfig()
     embedded: EmbeddedConfig = EmbeddedConfig()
     log: LogConfig = LogConfig()
+    # The [[routes]] tables as written; see routes for what is served.
+    route_tables: tuple[RouteConfig, ...] = ()
     # The validated options of each enabled scheme, in the order tried.
     scheme_options: tuple[tuple[str, Any], ...] = ()
     source: str = ""
 
     @property
+    def routes(self) -> tuple[RouteConfig, ...]:
+        """Every route served: the ``[[routes]]`` tables and, unless one of them is
+        for ``/``, the route for ``/`` that ``[backend]`` describes.  Without any
+        ``[[routes]]`` and ``backend.url``, the embedded backend serves
+        ``/webhdfs/v1/`` as WebHDFS and ``/api/v1/`` as Alluxio too."""
+        routes = self.route_tables
+        if not routes and not self.backend.url:
+            routes = _EMBEDDED_ROUTES
+        if all(r.prefix != "/" for r in routes):
+            routes += (RouteConfig("/", self.backend.url or EMBEDDED, self.backend.dialect),)
+        return routes
+
+    @property
     def embedded_mode(self) -> bool:
-        return not self.backend.url
+        """Whether any route goes to the embedded backend (which serve then starts)."""
+        return any(r.backend == EMBEDDED for r in self.routes)
 
     @property
     def state_dir(self) -> Path:
@@ -404,10 +446,11 @@ def load_config(
 
     sections: dict[str, Any] = {}
     scheme_tables: dict[str, Any] = {}
+    route_tables = _read_routes(data.pop("routes", []), problems, name)
     for key, value in data.items():
         if key not in _SECTIONS:
             unknown = f"{key}: unknown section" if key in file_sections else f"{name(key)}: unknown section {key}"
-            problems.append(f"{unknown} (allowed: {', '.join(_SECTIONS)})")
+            problems.append(f"{unknown} (allowed: {', '.join(_SECTIONS)}, routes)")
         elif not isinstance(value, Mapping):
             problems.append(f"{name(key)}: must be a table")
     for section, cls in _SECTIONS.items():
@@ -418,11 +461,44 @@ def load_config(
         sections[section] = read_table(cls, _type_env_texts(cls, table), section, problems, name)
 
     scheme_options = _read_schemes(sections["auth"], scheme_tables, problems, name)
-    config = Config(**sections, scheme_options=scheme_options, source=source)
+    config = Config(**sections, route_tables=route_tables, scheme_options=scheme_options, source=source)
     problems.extend(_check(config, name))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _read_routes(value: Any, problems: list[str], name: Names) -> tuple[RouteConfig, ...]:
+    if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
+        problems.append(f"{name('routes')}: must be an array of tables ([[routes]])")
+        return ()
+    return tuple(read_table(RouteConfig, dict(t), f"routes[{i}]", problems, name) for i, t in enumerate(value))
+
+
+def _route_problems(config: Config, name: Names) -> list[str]:
+    """Each [[routes]] table's prefix, backend and dialect; prefixes given twice."""
+    from gateway.routing import prefix_problem  # here: routing imports the dialects, which need no config
+
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, route in enumerate(config.route_tables):
+        where = f"routes[{i}]"
+        why = prefix_problem(route.prefix)
+        if why is not None:
+            problems.append(f"{name(where + '.prefix')} = {route.prefix!r}: {why}")
+        elif route.prefix in seen:
+            problems.append(
+                f"{name(where + '.prefix')} = {route.prefix!r}: already the prefix of routes[{seen[route.prefix]}]"
+            )
+        else:
+            seen[route.prefix] = i
+        if route.backend != EMBEDDED:
+            problems.extend(_url_problems(name(where + ".backend"), route.backend, f'or "{EMBEDDED}"'))
+        if route.dialect not in DIALECTS:
+            problems.append(
+                f"{name(where + '.dialect')} = {route.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"
+            )
+    return problems
 
 
 def _read_schemes(
@@ -512,8 +588,14 @@ def _check(config: Config, name: Names = str) -> list[str]:
             problems.append(f"{name(f'backend.{key}')} = {getattr(backend, key)}: must be positive")
     if backend.max_connections < 1:
         problems.append(f"{name('backend.max_connections')} = {backend.max_connections}: must be at least 1")
+    if backend.dialect not in DIALECTS:
+        problems.append(
+            f"{name('backend.dialect')} = {backend.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"
+        )
+    problems.extend(_route_problems(config, name))
     if backend.url:
         problems.extend(_url_problems(name("backend.url"), backend.url))
+    if not config.embedded_mode:
         if not cookie.secret_files:
             problems.append(
                 f"{name('cookie.secret_files')} = []: required with an external backend "
@@ -611,7 +693,7 @@ def _is_header_token(name: str) -> bool:
     return bool(name) and all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name)
 
 
-def _url_problems(label: str, url: str) -> list[str]:
+def _url_problems(label: str, url: str, alternative: str = "") -> list[str]:
     from yarl import URL
 
     try:
@@ -620,7 +702,8 @@ def _url_problems(label: str, url: str) -> list[str]:
         return [f"{label} = {url!r}: not a URL"]
     problems = []
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        problems.append(f"{label} = {url!r}: must be http://host:port or https://host:port")
+        either = f" {alternative}" if alternative else ""
+        problems.append(f"{label} = {url!r}: must be http://host:port or https://host:port{either}")
     if parsed.raw_path not in ("", "/") or parsed.raw_query_string or parsed.raw_fragment:
         problems.append(f"{label} = {url!r}: must not have a path, query or fragment")
     if parsed.user is not None:

@@ -106,7 +106,9 @@ def test_check_config_of_the_shipped_file_says_what_serve_would_do(tmp_path: Pat
     assert done.stdout == (
         f"{REPO / 'conf' / 'authgateway.toml'}: configuration is valid\n"
         "  gateway: http://127.0.0.1:14000; schemes: simple\n"
-        f"  backend: embedded (hoop dialect) on 127.0.0.1:14001, serving {tmp_path / 'data'}\n"
+        f"  backend: embedded on 127.0.0.1:14001, serving {tmp_path / 'data'}\n"
+        "  routes: /webhdfs/v1/ -> the embedded backend, webhdfs dialect; /api/v1/ -> the embedded backend, "
+        "alluxio dialect; / -> the embedded backend, hoop dialect\n"
         f"  cookie key: {tmp_path / 'data' / '.authgateway' / 'cookie.secret'} (generated on the first start, "
         "mode 0600)\n"
     )
@@ -249,7 +251,9 @@ def test_start_up_lines_say_what_listens_where_and_how_to_stop(tmp_path: Path) -
         f"(embedded.root); its metadata and keys are in {root}/.authgateway/",
         f"INFO gateway.server: authgateway {VERSION} listening on http://127.0.0.1:{gw.port} (server.host, "
         "server.port); schemes: simple (user.name in the query)",
-        f"INFO gateway.server: routes: every path -> the embedded backend on {backend}, hoop dialect; "
+        f"INFO gateway.server: routes: /webhdfs/v1/ -> the embedded backend on {backend}, webhdfs dialect; "
+        f"/api/v1/ -> the embedded backend on {backend}, alluxio dialect; "
+        f"/ -> the embedded backend on {backend}, hoop dialect; "
         f"cookie key: {root}/.authgateway/cookie.secret (generated on the first start, mode 0600)",
         "INFO gateway.server: Ctrl-C or SIGTERM stops it: requests in progress get 30 s (server.shutdown_timeout)",
         "INFO gateway.server: shutting down: no new connections; requests in progress get 30 s",

@@ -21,7 +21,7 @@ NOW = 1_000_000_000  # 2001: every cookie here expired long ago by the real cloc
 TOKEN = SessionToken("bob", "bob", "simple", NOW, NOW + 60)
 
 
-def _error(status: int, message: str, **_: object) -> web.Response:
+def _error(request: web.Request, status: int, message: str, **_: object) -> web.Response:
     return web.Response(status=status, text=message)
 
 

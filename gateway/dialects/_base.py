@@ -1,13 +1,8 @@
-"""Backend dialects: how each kind of backend is told who the user is, how
-its redirects are rewritten and what its error bodies look like.
-
-A dialect turns an authenticated request into a :class:`~gateway.proxy.Forward`
-and shapes every error the gateway itself answers on that route, so a client
-library parses gateway errors exactly as it parses the backend's own.
-"""
+"""The dialect contract and the mechanics every dialect shares."""
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 import re
 from typing import ClassVar
@@ -16,21 +11,30 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.hoopjson import failure_response
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
 from gateway.proxy import Forward
 from gateway.query import rewrite_query
+from gateway.wire import Fault, WireFormat, error_response, fault_for_status
 
-__all__ = ("DIALECTS", "Dialect", "HoopDialect")
+__all__ = ("SCRUBBED_PARAMS", "Dialect")
+
+SCRUBBED_PARAMS = frozenset({"user.name", "doas", "delegation"})
+"""Query parameters that carry identity in some backend's reading: dropped from
+every request on every route, in every spelling (compared in lower case after
+percent-decoding), before a dialect adds its own."""
 
 
-class Dialect:
-    """Identity injection, redirect rewriting and error bodies of one backend kind."""
+class Dialect(abc.ABC):
+    """Identity injection, redirect rewriting and error bodies of one backend kind.
+
+    One instance serves every request of its route; it keeps no per-request
+    state.  Every dialect sends the user in the identity header (signed when
+    the gateway has an identity key) and scrubs :data:`SCRUBBED_PARAMS`;
+    a subclass says what else tells its backend who the user is and names
+    the wire format of its errors.
+    """
 
     name: ClassVar[str]
-    # Query parameters that carry identity, scrubbed from every request
-    # (compared in lower case after percent-decoding).
-    identity_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *, backend_url: str, identity_header: str, signer: IdentitySigner | None) -> None:
         self._identity_header = identity_header
@@ -39,21 +43,24 @@ class Dialect:
         self._backend = _origin_key(base) if base is not None and base.host else None
 
     @property
+    @abc.abstractmethod
+    def wire_format(self) -> WireFormat:
+        """The format of the errors this backend answers, and so of the gateway's own on its route."""
+
+    @abc.abstractmethod
+    def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
+        """Query parameters that tell the backend who ``user`` is; empty when the header alone does."""
+
+    @property
     def reserved_headers(self) -> tuple[str, ...]:
         """Headers a client may never set: the backend trusts them."""
         return (self._identity_header, SIGNATURE_HEADER)
 
     def target(self, raw_target: str, user: str) -> str:
         """The raw path and query to send upstream for ``user``."""
-        if not self.identity_params:
-            return raw_target
-        path, sep, query = raw_target.partition("?")
-        query = rewrite_query(query, self.identity_params, self.identity_query(user))
+        path, _, query = raw_target.partition("?")
+        query = rewrite_query(query, SCRUBBED_PARAMS, self.identity_query(user))
         return f"{path}?{query}" if query else path
-
-    def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
-        """Query parameters that tell the backend who ``user`` is."""
-        return ()
 
     def forward(self, request: web.Request, raw_target: str, user: str) -> Forward:
         """What to send upstream for ``request`` (whose origin-form target is
@@ -89,11 +96,14 @@ class Dialect:
             return None
         return location[match.end() :]
 
-    def error_response(
-        self, status: int, message: str, *, exception: str = "", headers: CIMultiDict[str] | None = None
-    ) -> web.Response:
-        """An error the gateway answers itself, in the backend's own format."""
-        raise NotImplementedError
+    def error_response(self, status: int, message: str, *, headers: CIMultiDict[str] | None = None) -> web.Response:
+        """An error the gateway answers itself (a status :func:`~gateway.wire.fault_for_status` knows),
+        in the backend's own format."""
+        return self.fail(fault_for_status(status), message, headers=headers)
+
+    def fail(self, fault: Fault, message: str, *, headers: CIMultiDict[str] | None = None) -> web.Response:
+        """``fault`` in the backend's own format."""
+        return error_response(self.wire_format, fault, message, headers=headers)
 
 
 _LOCATION_HEADERS = (hdrs.LOCATION, hdrs.CONTENT_LOCATION)
@@ -111,37 +121,3 @@ def _origin_key(url: URL) -> tuple[str, str, int | None]:
         if host in _LOOPBACK_NAMES:
             host = "localhost"
     return url.scheme.lower(), host, url.port
-
-
-def _default_exception(status: int) -> str:
-    return {
-        400: "IllegalArgumentException",
-        401: "AuthenticationException",
-        403: "AccessControlException",
-        502: "BackendUnavailableException",
-        503: "ServiceUnavailableException",
-        504: "BackendTimeoutException",
-    }.get(status, "GatewayException")
-
-
-class HoopDialect(Dialect):
-    """Hoop / HttpFS with pseudo authentication behind the gateway.
-
-    The backend learns the user from ``user.name`` (replaced by the
-    authenticated user) and from the identity header; ``doas`` is removed
-    until proxy-user rules exist.
-    """
-
-    name = "hoop"
-    identity_params = frozenset({"user.name", "doas"})
-
-    def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
-        return (("user.name", user),)
-
-    def error_response(
-        self, status: int, message: str, *, exception: str = "", headers: CIMultiDict[str] | None = None
-    ) -> web.Response:
-        return failure_response(status, message, exception or _default_exception(status), headers)
-
-
-DIALECTS: dict[str, type[Dialect]] = {"hoop": HoopDialect}

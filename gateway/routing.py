@@ -1,0 +1,75 @@
+"""Routes: which backend and dialect serve a request, by the longest path prefix.
+
+A :class:`Router` is built once at start from every route; resolving a path
+is a walk down the prefixes, longest first.  The gateway resolves the route
+before it authenticates, so even a 401 challenge comes in the format of the
+route's dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.dialects import Dialect
+
+__all__ = ("Route", "Router", "prefix_problem")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Requests whose path starts with ``prefix`` go to ``backend_url``, spoken to in ``dialect``."""
+
+    prefix: str
+    backend_url: str
+    dialect: Dialect
+
+    def matches(self, path: str) -> bool:
+        # "/webhdfs/v1" is the root of the "/webhdfs/v1/" route, not of the catch-all.
+        return path.startswith(self.prefix) or path == self.prefix[:-1]
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot be a route's prefix, or ``None``."""
+    if not prefix.startswith("/") or not prefix.endswith("/"):
+        return "must start and end with '/'"
+    if "?" in prefix or "#" in prefix:
+        return "must be a path, without '?' or '#'"
+    return None
+
+
+class Router:
+    """The longest-prefix matcher over a fixed set of routes, one of which is ``/``."""
+
+    __slots__ = ("_routes",)
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        ordered = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
+        seen: set[str] = set()
+        for route in ordered:
+            why = prefix_problem(route.prefix)
+            if why is not None:
+                raise ValueError(f"route prefix {route.prefix!r}: {why}")
+            if route.prefix in seen:
+                raise ValueError(f"route prefix {route.prefix!r} is given twice")
+            seen.add(route.prefix)
+        if "/" not in seen:
+            raise ValueError("a route for '/' is required: every path must have one")
+        self._routes = tuple(ordered)
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Every route, longest prefix first."""
+        return self._routes
+
+    @property
+    def default(self) -> Route:
+        """The route for ``/``: the one for requests without a path."""
+        return self._routes[-1]
+
+    def resolve(self, path: str) -> Route:
+        """The route with the longest prefix that ``path`` (the raw, undecoded path) starts with."""
+        for route in self._routes:
+            if route.matches(path):
+                return route
+        raise AssertionError("unreachable: the '/' route matches every path")
