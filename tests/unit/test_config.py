@@ -374,3 +374,121 @@ def test_the_key_hint_is_the_same_in_the_message_and_the_example_configuration(t
         f"cookie.secret_files = []: required with an external backend (there is no silent random key; "
         f"create one with: {KEY_HINT})"
     ]
+
+
+# -- routes ------------------------------------------------------------------------------
+
+
+def test_the_embedded_default_routes_three_faces() -> None:
+    config = load_config(None, env={})
+    assert [(r.prefix, r.backend, r.dialect) for r in config.routes] == [
+        ("/webhdfs/v1/", "embedded", "webhdfs"),
+        ("/api/v1/", "embedded", "alluxio"),
+        ("/", "embedded", "hoop"),
+    ]
+
+
+def test_backend_url_alone_is_the_one_route(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[backend]\nurl = "http://h:1"\ndialect = "webhdfs"\n[cookie]\nsecret_files = ["{secret(tmp_path)}"]\n')
+    config = load_config(path, env={})
+    assert [(r.prefix, r.backend, r.dialect) for r in config.routes] == [("/", "http://h:1", "webhdfs")]
+    assert not config.embedded_mode
+
+
+def test_routes_mix_backends_and_the_root_follows_backend(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[backend]
+url = "http://httpfs:14000"
+[cookie]
+secret_files = ["{secret(tmp_path)}"]
+[[routes]]
+prefix = "/webhdfs/v1/"
+backend = "http://namenode:9870"
+dialect = "webhdfs"
+[[routes]]
+prefix = "/api/v1/"
+backend = "https://alluxio:39999"
+dialect = "alluxio"
+""",
+    )
+    config = load_config(path, env={})
+    assert [(r.prefix, r.backend, r.dialect) for r in config.routes] == [
+        ("/webhdfs/v1/", "http://namenode:9870", "webhdfs"),
+        ("/api/v1/", "https://alluxio:39999", "alluxio"),
+        ("/", "http://httpfs:14000", "hoop"),
+    ]
+    assert not config.embedded_mode
+
+
+def test_a_route_to_embedded_starts_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[embedded]
+root = "{tmp_path / 'data'}"
+[[routes]]
+prefix = "/"
+backend = "http://httpfs:14000"
+[[routes]]
+prefix = "/local/"
+backend = "embedded"
+""",
+    )
+    config = load_config(path, env={})
+    assert config.embedded_mode
+    assert [(r.prefix, r.backend) for r in config.routes] == [("/", "http://httpfs:14000"), ("/local/", "embedded")]
+
+
+def test_an_external_root_route_without_embedded_needs_cookie_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[routes]]\nprefix = "/"\nbackend = "http://httpfs:14000"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert [p for p in info.value.problems if p.startswith("cookie.secret_files")]
+
+
+def test_every_route_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[embedded]
+root = "{tmp_path / 'data'}"
+[[routes]]
+prefix = "webhdfs/v1"
+dialect = "webhdfs"
+[[routes]]
+prefix = "/api/"
+backend = "ftp://alluxio"
+dialect = "s3"
+[[routes]]
+prefix = "/api/"
+backend = "http://h:1/path"
+colour = "red"
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [
+        "routes[2].colour: unknown key (allowed: backend, dialect, prefix)",
+        "routes[0].prefix = 'webhdfs/v1': must start and end with '/'",
+        "routes[1].backend = 'ftp://alluxio': must be http://host:port or https://host:port or \"embedded\"",
+        "routes[1].dialect = 's3': unknown dialect (known: hoop, webhdfs, alluxio, generic)",
+        "routes[2].prefix = '/api/': already the prefix of routes[1]",
+        "routes[2].backend = 'http://h:1/path': must not have a path, query or fragment",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('routes = "x"\n', "routes: must be an array of tables ([[routes]])"),
+        ("routes = [1]\n", "routes: must be an array of tables ([[routes]])"),
+        ('[backend]\ndialect = "s3"\n', "backend.dialect = 's3': unknown dialect (known: hoop, webhdfs, alluxio, generic)"),
+    ],
+)
+def test_malformed_routes(tmp_path: Path, text: str, problem: str) -> None:
+    path = write(tmp_path, f'{text}[embedded]\nroot = "{tmp_path / "data"}"\n' if "[backend]" not in text else text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"AUTHGATEWAY_EMBEDDED__ROOT": str(tmp_path / "data")})
+    assert problem in info.value.problems

@@ -1,0 +1,141 @@
+"""The longest-prefix router, and the conformance every dialect shares."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
+
+from gateway.dialects import DIALECTS, SCRUBBED_PARAMS, Dialect
+from gateway.identity import IdentitySigner
+from gateway.routing import Route, Router
+from gateway.wire import WireFormat
+
+
+def dialect(name: str = "hoop", backend_url: str = "http://backend:14000") -> Dialect:
+    return DIALECTS[name](backend_url=backend_url, identity_header="X-Forwarded-User", signer=None)
+
+
+def router(*prefixes: str) -> Router:
+    return Router(Route(p, f"http://b{i}", dialect()) for i, p in enumerate(prefixes))
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix"),
+    [
+        ("/", "/"),
+        ("/a", "/"),
+        ("/webhdfs/v1/", "/webhdfs/v1/"),
+        ("/webhdfs/v1/a/b", "/webhdfs/v1/"),
+        ("/webhdfs/v1", "/webhdfs/v1/"),
+        ("/webhdfs/v1x", "/webhdfs/"),
+        ("/webhdfs/v2/a", "/webhdfs/"),
+        ("/webhdfs", "/webhdfs/"),
+        ("/WEBHDFS/v1/a", "/"),
+        ("/api/v1/paths//a/exists", "/api/v1/"),
+        ("/api/v1/streams/1/read", "/api/v1/streams/"),
+        ("/%77ebhdfs/v1/a", "/"),
+    ],
+)
+def test_the_longest_prefix_wins(path: str, prefix: str) -> None:
+    r = router("/", "/webhdfs/v1/", "/webhdfs/", "/api/v1/", "/api/v1/streams/")
+    assert r.resolve(path).prefix == prefix
+
+
+def test_order_of_declaration_does_not_matter() -> None:
+    assert router("/api/", "/", "/api/v1/").resolve("/api/v1/x").prefix == "/api/v1/"
+    assert router("/api/v1/", "/api/", "/").resolve("/api/v2").prefix == "/api/"
+    assert router("/", "/api/").default.prefix == "/"
+
+
+@pytest.mark.parametrize(
+    ("prefixes", "message"),
+    [
+        (("/", "api/"), "must start and end with '/'"),
+        (("/", "/api"), "must start and end with '/'"),
+        (("/", "/a?b/"), "without '?' or '#'"),
+        (("/", "/api/", "/api/"), "given twice"),
+        (("/api/",), "a route for '/' is required"),
+    ],
+)
+def test_bad_route_sets_are_refused(prefixes: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        router(*prefixes)
+
+
+# -- every dialect -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_every_dialect_scrubs_identity_parameters_in_every_spelling(name: str) -> None:
+    d = dialect(name)
+    target = d.target("/a?op=x&USER.NAME=root&doAs=root;Delegation=t&user%2Ename=r&d%6Fas=r&keep=1", "bob")
+    path, _, query = target.partition("?")
+    assert path == "/a"
+    names = [pair.partition("=")[0].lower() for pair in query.replace(";", "&").split("&")]
+    assert names[:2] == ["op", "keep"]
+    assert set(names[2:]) <= {"user.name"}
+    assert "root" not in target and "delegation" not in target.lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "fmt"),
+    [
+        ("hoop", "user.name=bob", WireFormat.HOOP),
+        ("webhdfs", "user.name=bob", WireFormat.WEBHDFS),
+        ("alluxio", "", WireFormat.ALLUXIO),
+        ("generic", "", WireFormat.HOOP),
+    ],
+)
+def test_each_dialects_identity_and_format(name: str, query: str, fmt: WireFormat) -> None:
+    d = dialect(name)
+    assert d.wire_format is fmt
+    assert d.target("/a?user.name=root", "bob") == ("/a?" + query if query else "/a")
+    assert d.target("/a", "bob") == ("/a?" + query if query else "/a")
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_every_dialect_sends_the_identity_header_signed(name: str) -> None:
+    signer = IdentitySigner(b"s" * 32)
+    d = DIALECTS[name](backend_url="http://backend:1", identity_header="X-User", signer=signer)
+    request = make_mocked_request("GET", "/a?doas=root")
+    forward = d.forward(request, "/a?doas=root", "bob")
+    headers = dict(forward.headers)
+    assert headers["X-User"] == "bob"
+    assert signer.verify(headers["X-Authgateway-Signature"], "bob", "GET", forward.target)
+    assert set(d.reserved_headers) == {"X-User", "X-Authgateway-Signature"}
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+def test_every_dialect_rewrites_backend_locations(name: str) -> None:
+    d = dialect(name, "http://127.0.0.1:9870")
+    request = make_mocked_request("GET", "/a", headers={"Host": "gw.example:14000"})
+    headers = CIMultiDict(
+        {"Location": "http://localhost:9870/webhdfs/v1/a?op=OPEN", "Content-Location": "http://elsewhere:9870/x"}
+    )
+    d.rewrite_response_headers(headers, request)
+    assert headers["Location"] == "http://gw.example:14000/webhdfs/v1/a?op=OPEN"
+    assert headers["Content-Location"] == "http://elsewhere:9870/x"
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
+@pytest.mark.parametrize("status", [400, 401, 403, 413, 417, 502, 503, 504])
+def test_every_dialect_answers_the_gateways_own_statuses_as_json(name: str, status: int) -> None:
+    response = dialect(name).error_response(status, "why", headers=CIMultiDict({"Retry-After": "1"}))
+    assert response.content_type == "application/json"
+    assert response.headers["Retry-After"] == "1"
+    assert response.text is not None and "why" in json.dumps(json.loads(response.text))
+
+
+def test_scrubbed_params() -> None:
+    assert SCRUBBED_PARAMS == {"user.name", "doas", "delegation"}
+
+
+def test_a_dialect_must_name_its_format_and_identity() -> None:
+    class Incomplete(Dialect):
+        name = "incomplete"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete(backend_url="", identity_header="X-User", signer=None)  # type: ignore[abstract]
