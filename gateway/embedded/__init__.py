@@ -1,13 +1,16 @@
-"""The embedded backend: the Hoop REST API served from a local directory.
+"""The embedded backend: the Hoop and WebHDFS v1 REST APIs served from a local directory.
 
 ``build_embedded_app(config, signer=..., identity_header=...)`` returns the
 aiohttp application; the gateway runs it on ``embedded.listen``.
 
 Layout: ``store/`` is the file system (namespace, metadata, permissions,
 transfers, one family of errors) and knows no REST API; ``faces/`` holds
-one module per REST API (``hoop.py``), which parses requests into store
-calls and renders results and errors; ``app.py`` only verifies the
-identity, picks the face by path prefix and runs the store's lifetime.
+one module per REST API (``hoop.py`` for every path, ``webhdfs.py`` for
+``/webhdfs/v1/``), which parses requests into store calls and renders
+results and errors (through :mod:`gateway.wire`'s tables); ``app.py`` only
+verifies the identity, picks the face by path prefix and runs the store's
+lifetime.  What follows is the Hoop face; the WebHDFS face's choices are in
+its module docstring.
 
 Behaviour and the choices made where Hoop/HDFS leave room:
 

@@ -118,7 +118,7 @@ class Backend:
         if data is not None:
             all_headers.setdefault("Content-Type", "application/octet-stream")
         async with self.session.request(
-            method, URL(self.base + target, encoded=True), headers=all_headers, data=data
+            method, URL(self.base + target, encoded=True), headers=all_headers, data=data, allow_redirects=False
         ) as response:
             body = await response.read()
             return Reply(response.status, response.headers, body)
