@@ -255,3 +255,45 @@ async def test_the_prefix_itself_is_the_root(backend: Backend, path: str) -> Non
     reply = await backend.call("GET", f"{path}?op=GETFILESTATUS")
     assert reply.json()["FileStatus"]["type"] == "DIRECTORY"
     assert json.loads(reply.body)["FileStatus"]["owner"] == "hdfs"
+
+
+async def test_getcontentsummary(backend: Backend) -> None:
+    await create(backend, "/user/bob/a", b"12345", query="&replication=2")
+    await create(backend, "/user/bob/d/b", b"123")
+    await backend.call("POST", "/user/bob/d/e?op=mkdirs")
+    reply = await backend.call("GET", f"{W}/user/bob?op=GETCONTENTSUMMARY")
+    assert reply.json() == {"ContentSummary": {
+        "directoryCount": 3, "fileCount": 2, "length": 8, "quota": -1, "spaceConsumed": 5 * 2 + 3 * 3,
+        "spaceQuota": -1, "typeQuota": {},
+    }}  # fmt: skip
+    file_summary = (await backend.call("GET", f"{W}/user/bob/a?op=GETCONTENTSUMMARY")).json()["ContentSummary"]
+    assert (file_summary["directoryCount"], file_summary["fileCount"], file_summary["length"]) == (0, 1, 5)
+    # READ_EXECUTE on every directory below, as HDFS asks.
+    await backend.call("PUT", "/user/bob/d/e?op=setpermission&permission=700")
+    denied = await backend.call("GET", f"{W}/user/bob?op=GETCONTENTSUMMARY", "alice")
+    assert "inode=/user/bob/d/e" in remote(denied, 403, "org.apache.hadoop.security.AccessControlException")
+
+
+async def test_liststatus_batch(backend: Backend) -> None:
+    for name in ("c", "a", "b"):
+        await create(backend, f"/user/bob/{name}", b"x")
+    reply = await backend.call("GET", f"{W}/user/bob?op=LISTSTATUS_BATCH&startAfter=a")
+    listing = reply.json()["DirectoryListing"]
+    assert [e["pathSuffix"] for e in listing["partialListing"]["FileStatuses"]["FileStatus"]] == ["b", "c"]
+    assert listing["remainingEntries"] == 0
+
+
+async def test_truncate(backend: Backend) -> None:
+    await create(backend, "/user/bob/t", b"0123456789")
+    reply = await backend.call("POST", f"{W}/user/bob/t?op=TRUNCATE&newlength=4")
+    assert reply.json() == {"boolean": True}
+    assert (await backend.call("GET", "/user/bob/t")).body == b"0123"
+    remote(
+        await backend.call("POST", f"{W}/user/bob/t?op=TRUNCATE&newlength=5"), 400, "java.lang.IllegalArgumentException"
+    )
+    remote(await backend.call("POST", f"{W}/user/bob/t?op=TRUNCATE"), 400, "java.lang.IllegalArgumentException")
+    remote(
+        await backend.call("POST", f"{W}/user/bob/t?op=TRUNCATE&newlength=0", "alice"),
+        403,
+        "org.apache.hadoop.security.AccessControlException",
+    )

@@ -2,7 +2,8 @@
 
 Operation names are case-insensitive, as in Hadoop.  Results are WebHDFS's
 JSON: ``{"FileStatus": {...}}``, ``{"FileStatuses": {"FileStatus": [...]}}``,
-``{"boolean": ...}``, ``{"Path": ...}``; failures are ``RemoteException``
+``{"DirectoryListing": ...}``, ``{"ContentSummary": ...}``, ``{"boolean": ...}``,
+``{"Path": ...}``; failures are ``RemoteException``
 documents (:data:`gateway.wire.WireFormat.WEBHDFS`).
 
 CREATE and APPEND take two steps, as HttpFS does them: the first request
@@ -54,6 +55,7 @@ _ROOT = PREFIX.rstrip("/")
 _NOT_FORWARDED = frozenset({"user.name", "doas", "delegation", "data", "noredirect"})
 
 _GET, _PUT, _POST, _DELETE = "GET", "PUT", "POST", "DELETE"
+_BATCH = 1000  # LISTSTATUS_BATCH entries per answer, HDFS's dfs.ls.limit
 
 
 class _Call:
@@ -151,6 +153,38 @@ async def _liststatus(call: _Call) -> web.StreamResponse:
     return _json({"FileStatuses": {"FileStatus": statuses}})
 
 
+async def _liststatus_batch(call: _Call) -> web.StreamResponse:
+    """A directory listing in name order, ``_BATCH`` entries after ``startAfter`` at a time."""
+    after = call.params.get("startAfter") or ""
+    entries = await call.store.list(call.principal, call.parts)
+    if after:
+        key = after.encode("utf-8", "surrogateescape")
+        entries = [e for e in entries if e.parts != call.parts and e.parts[-1].encode("utf-8") > key]
+    batch = entries[:_BATCH]
+    statuses = [_file_status(e, "" if e.parts == call.parts else e.parts[-1]) for e in batch]
+    return _json({
+        "DirectoryListing": {
+            "partialListing": {"FileStatuses": {"FileStatus": statuses}},
+            "remainingEntries": len(entries) - len(batch),
+        }
+    })
+
+
+async def _getcontentsummary(call: _Call) -> web.StreamResponse:
+    summary = await call.store.content_summary(call.principal, call.parts)
+    return _json({
+        "ContentSummary": {
+            "directoryCount": summary.directories,
+            "fileCount": summary.files,
+            "length": summary.length,
+            "quota": -1,
+            "spaceConsumed": summary.space_consumed,
+            "spaceQuota": -1,
+            "typeQuota": {},
+        }
+    })
+
+
 async def _gethomedirectory(call: _Call) -> web.StreamResponse:
     return _json({"Path": hdfs_path(call.store.home(call.principal))})
 
@@ -183,6 +217,14 @@ async def _append(call: _Call) -> web.StreamResponse:
         return _redirect(call)
     await call.store.append(call.principal, call.parts, call.request.content, call.request.content_length)
     return _empty()
+
+
+async def _truncate(call: _Call) -> web.StreamResponse:
+    if call.params.get("newlength") in (None, ""):
+        raise BadRequestError("Missing parameter [newlength]")
+    new_length = call.params.integer("newlength", 0, minimum=0)
+    await call.store.truncate(call.principal, call.parts, new_length)
+    return _json({"boolean": True})  # done at once: no block recovery to wait for
 
 
 async def _mkdirs(call: _Call) -> web.StreamResponse:
@@ -242,6 +284,8 @@ _OPERATIONS: dict[str, tuple[str, _Operation]] = {
     "OPEN": (_GET, _open),
     "GETFILESTATUS": (_GET, _getfilestatus),
     "LISTSTATUS": (_GET, _liststatus),
+    "LISTSTATUS_BATCH": (_GET, _liststatus_batch),
+    "GETCONTENTSUMMARY": (_GET, _getcontentsummary),
     "GETHOMEDIRECTORY": (_GET, _gethomedirectory),
     "CREATE": (_PUT, _create),
     "MKDIRS": (_PUT, _mkdirs),
@@ -251,6 +295,7 @@ _OPERATIONS: dict[str, tuple[str, _Operation]] = {
     "SETTIMES": (_PUT, _settimes),
     "SETREPLICATION": (_PUT, _setreplication),
     "APPEND": (_POST, _append),
+    "TRUNCATE": (_POST, _truncate),
     "DELETE": (_DELETE, _delete),
 }
 

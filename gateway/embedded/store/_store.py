@@ -19,6 +19,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ from ._namespace import DEFAULT_BLOCK_SIZE, TMP_DIR, TRASH_DIR, Inode, Namespace
 from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path
 from ._perm import DEFAULT_DIR_PERM, GroupMap, Principal, parse_groups
 
-__all__ = ("Body", "Reader", "Store")
+__all__ = ("Body", "ContentSummary", "Reader", "Store")
 
 logger = logging.getLogger("gateway.embedded")
 
@@ -46,6 +47,16 @@ class Body(Protocol):
     def read_nowait(self, n: int = -1) -> bytes: ...
 
     def is_eof(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ContentSummary:
+    """What a subtree holds: directories (itself included), files, bytes, bytes times replication."""
+
+    directories: int
+    files: int
+    length: int
+    space_consumed: int
 
 
 class Reader:
@@ -185,6 +196,37 @@ class Store:
             entries = [e for e in entries if pattern.fullmatch(e.parts[-1] if e.parts else "")]
         return entries
 
+    async def content_summary(self, principal: Principal, parts: Parts) -> ContentSummary:
+        """Count the subtree at ``parts``; READ_EXECUTE is needed on every directory in it, as in HDFS.
+
+        Directories are listed one at a time, letting other requests run in
+        between; one that vanishes meanwhile is skipped.
+        """
+        check_not_reserved(parts)
+        top = self.ns.existing(principal, parts)
+        if not top.is_dir:
+            return ContentSummary(0, 1, top.length, top.length * top.meta.replication)
+        directories = files = length = space = 0
+        pending = [top]
+        while pending:
+            directory = pending.pop()
+            directories += 1
+            try:
+                entries = self.ns.list_children(principal, directory)
+            except NotFoundError:
+                if directory is top:
+                    raise
+                continue
+            for entry in entries:
+                if entry.is_dir:
+                    pending.append(entry)
+                else:
+                    files += 1
+                    length += entry.length
+                    space += entry.length * entry.meta.replication
+            await asyncio.sleep(0)
+        return ContentSummary(directories, files, length, space)
+
     def home(self, principal: Principal) -> Parts:
         return ("user", principal.name)
 
@@ -289,6 +331,24 @@ class Store:
                 if not done:
                     await finish(self.pool, sink.truncate_back)
                 await finish(self.pool, sink.close)
+
+    async def truncate(self, principal: Principal, parts: Parts, new_length: int) -> None:
+        """Cut the file to ``new_length`` bytes (WRITE on it); longer than the file is a bad request."""
+        check_not_reserved(parts)
+        async with self.append_lock(hdfs_path(parts)):
+            inode, fd = self.ns.open_for_append(principal, parts)
+            try:
+                size = os.fstat(fd).st_size
+                if new_length > size:
+                    raise BadRequestError(
+                        f"Cannot truncate {inode.path} to a larger length: {new_length} > {size}"
+                    )
+                try:
+                    await self.run(os.ftruncate, fd, new_length)
+                except OSError as exc:
+                    raise host_failure(exc, inode.path) from exc
+            finally:
+                await finish(self.pool, lambda: os.close(fd))
 
     async def mkdirs(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
