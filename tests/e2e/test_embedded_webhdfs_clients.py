@@ -37,6 +37,8 @@ def test_hdfscli_insecure_client(gw: GatewayProcess) -> None:
         assert reader.read() == big[-2:] + b"ta"
     [(name, status)] = client.list("/user/alice/d", status=True)
     assert (name, status["length"], status["owner"], status["type"]) == ("f", len(big) + 4, "alice", "FILE")
+    checksum = client.checksum("/user/alice/d/f")
+    assert (checksum["algorithm"], checksum["length"]) == ("MD5-of-0MD5-of-512CRC32", 28)
     summary = client.content("/user/alice")
     assert (summary["directoryCount"], summary["fileCount"], summary["length"]) == (2, 1, len(big) + 4)
     client.rename("/user/alice/d/f", "/user/alice/g")

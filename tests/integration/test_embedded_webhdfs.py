@@ -297,3 +297,31 @@ async def test_truncate(backend: Backend) -> None:
         403,
         "org.apache.hadoop.security.AccessControlException",
     )
+
+
+def _hdfs_crc32_checksum(data: bytes, block_size: int) -> tuple[str, str]:
+    """HDFS's MD5-of-MD5-of-CRC32, written out plainly."""
+    import hashlib
+    import struct
+    import zlib
+
+    blocks = [data[i : i + block_size] for i in range(0, len(data), block_size)]
+    block_md5s = b"".join(
+        hashlib.md5(b"".join(struct.pack(">I", zlib.crc32(b[i : i + 512])) for i in range(0, len(b), 512))).digest()
+        for b in blocks
+    )
+    per_block = block_size // 512 if len(blocks) > 1 else 0
+    raw = struct.pack(">iq", 512, per_block) + hashlib.md5(block_md5s).digest()
+    return f"MD5-of-{per_block}MD5-of-512CRC32", raw.hex()
+
+
+@pytest.mark.parametrize(("size", "block_size"), [(0, 1024), (700, 1024), (5000, 1024), (2048, 1024)])
+async def test_getfilechecksum(backend: Backend, size: int, block_size: int) -> None:
+    data = os.urandom(size)
+    await create(backend, "/user/bob/c", data, query=f"&blocksize={block_size}")
+    reply = await backend.call("GET", f"{W}/user/bob/c?op=GETFILECHECKSUM")
+    algorithm, hexbytes = _hdfs_crc32_checksum(data, block_size)
+    assert reply.json() == {"FileChecksum": {"algorithm": algorithm, "bytes": hexbytes, "length": 28}}
+    remote(
+        await backend.call("GET", f"{W}/user/bob?op=GETFILECHECKSUM"), 404, "java.io.FileNotFoundException"
+    )

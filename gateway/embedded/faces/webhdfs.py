@@ -2,7 +2,8 @@
 
 Operation names are case-insensitive, as in Hadoop.  Results are WebHDFS's
 JSON: ``{"FileStatus": {...}}``, ``{"FileStatuses": {"FileStatus": [...]}}``,
-``{"DirectoryListing": ...}``, ``{"ContentSummary": ...}``, ``{"boolean": ...}``,
+``{"DirectoryListing": ...}``, ``{"ContentSummary": ...}``, ``{"FileChecksum": ...}``
+(HDFS's MD5-of-MD5-of-CRC32 of the bytes, as for a file written with CRC32 chunk checksums), ``{"boolean": ...}``,
 ``{"Path": ...}``; failures are ``RemoteException``
 documents (:data:`gateway.wire.WireFormat.WEBHDFS`).
 
@@ -185,6 +186,13 @@ async def _getcontentsummary(call: _Call) -> web.StreamResponse:
     })
 
 
+async def _getfilechecksum(call: _Call) -> web.StreamResponse:
+    checksum = await call.store.file_checksum(call.principal, call.parts)
+    return _json({
+        "FileChecksum": {"algorithm": checksum.algorithm, "bytes": checksum.data.hex(), "length": len(checksum.data)}
+    })
+
+
 async def _gethomedirectory(call: _Call) -> web.StreamResponse:
     return _json({"Path": hdfs_path(call.store.home(call.principal))})
 
@@ -286,6 +294,7 @@ _OPERATIONS: dict[str, tuple[str, _Operation]] = {
     "LISTSTATUS": (_GET, _liststatus),
     "LISTSTATUS_BATCH": (_GET, _liststatus_batch),
     "GETCONTENTSUMMARY": (_GET, _getcontentsummary),
+    "GETFILECHECKSUM": (_GET, _getfilechecksum),
     "GETHOMEDIRECTORY": (_GET, _gethomedirectory),
     "CREATE": (_PUT, _create),
     "MKDIRS": (_PUT, _mkdirs),

@@ -22,7 +22,7 @@ from ._glob import GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
 from ._paths import Parts, check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
 from ._perm import Principal, format_permission, parse_groups, parse_permission
-from ._store import Body, ContentSummary, Reader, Store
+from ._store import Body, ContentSummary, FileChecksum, Reader, Store
 
 __all__ = (
     "DEFAULT_BLOCK_SIZE",
@@ -33,6 +33,7 @@ __all__ = (
     "BadRequestError",
     "Body",
     "ContentSummary",
+    "FileChecksum",
     "FsError",
     "GlobError",
     "IOFailureError",

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import re
 import shutil
+import struct
+import zlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from ._namespace import DEFAULT_BLOCK_SIZE, TMP_DIR, TRASH_DIR, Inode, Namespace
 from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path
 from ._perm import DEFAULT_DIR_PERM, GroupMap, Principal, parse_groups
 
-__all__ = ("Body", "ContentSummary", "Reader", "Store")
+__all__ = ("Body", "ContentSummary", "FileChecksum", "Reader", "Store")
 
 logger = logging.getLogger("gateway.embedded")
 
@@ -57,6 +60,42 @@ class ContentSummary:
     files: int
     length: int
     space_consumed: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileChecksum:
+    """HDFS's MD5-of-MD5-of-CRC file checksum: ``algorithm`` and its 28 ``data`` bytes."""
+
+    algorithm: str
+    data: bytes
+
+
+_BYTES_PER_CRC = 512
+
+
+def _md5_of_md5_of_crc32(fd: int, size: int, block_size: int) -> FileChecksum:
+    """What HDFS computes for a file written with CRC32 chunk checksums, from its bytes.
+
+    A CRC32 per 512 bytes, an MD5 of each block's CRCs, an MD5 of the block
+    MD5s; bytes = bytesPerCRC (int), crcPerBlock (long, 0 for one block), MD5.
+    """
+    file_md5 = hashlib.md5(usedforsecurity=False)
+    position = blocks = 0
+    while position < size:
+        block_end = min(position + block_size, size)
+        block_md5 = hashlib.md5(usedforsecurity=False)
+        while position < block_end:
+            data = memoryview(os.pread(fd, min(CHUNK_SIZE, block_end - position), position))
+            if not data:
+                raise BadRequestError("The file changed while its checksum was computed")
+            crcs = [zlib.crc32(data[i : i + _BYTES_PER_CRC]) for i in range(0, len(data), _BYTES_PER_CRC)]
+            block_md5.update(struct.pack(f">{len(crcs)}I", *crcs))
+            position += len(data)
+        file_md5.update(block_md5.digest())
+        blocks += 1
+    crc_per_block = block_size // _BYTES_PER_CRC if blocks > 1 else 0
+    algorithm = f"MD5-of-{crc_per_block}MD5-of-{_BYTES_PER_CRC}CRC32"
+    return FileChecksum(algorithm, struct.pack(">iq", _BYTES_PER_CRC, crc_per_block) + file_md5.digest())
 
 
 class Reader:
@@ -226,6 +265,18 @@ class Store:
                     space += entry.length * entry.meta.replication
             await asyncio.sleep(0)
         return ContentSummary(directories, files, length, space)
+
+    async def file_checksum(self, principal: Principal, parts: Parts) -> FileChecksum:
+        """The file's HDFS checksum (READ on it), computed on the I/O pool."""
+        check_not_reserved(parts)
+        inode, fd = self.ns.open_for_read(principal, parts)
+        try:
+            size = os.fstat(fd).st_size
+            block_size = max(inode.meta.blocksize, _BYTES_PER_CRC)
+            checksum: FileChecksum = await self.run(_md5_of_md5_of_crc32, fd, size, block_size)
+            return checksum
+        finally:
+            await finish(self.pool, lambda: os.close(fd))
 
     def home(self, principal: Principal) -> Parts:
         return ("user", principal.name)
