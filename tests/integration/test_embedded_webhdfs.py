@@ -8,6 +8,7 @@ request the way the gateway does) run in a thread against the same server.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 from typing import Any
@@ -325,3 +326,41 @@ async def test_getfilechecksum(backend: Backend, size: int, block_size: int) -> 
     remote(
         await backend.call("GET", f"{W}/user/bob?op=GETFILECHECKSUM"), 404, "java.io.FileNotFoundException"
     )
+
+
+async def test_concat(backend: Backend) -> None:
+    big = os.urandom(3 * 1024 * 1024 + 5)
+    await create(backend, "/user/bob/t", b"head:")
+    await create(backend, "/user/bob/s1", io.BytesIO(big))
+    await create(backend, "/user/bob/s2", b":tail")
+    reply = await backend.call("POST", f"{W}/user/bob/t?op=CONCAT&sources=/user/bob/s1,/user/bob/s2")
+    assert reply.status == 200, reply.body
+    assert (await backend.call("GET", "/user/bob/t")).body == b"head:" + big + b":tail"
+    for gone in ("s1", "s2"):
+        remote(await backend.call("GET", f"{W}/user/bob/{gone}?op=GETFILESTATUS"), 404, "java.io.FileNotFoundException")
+    assert backend.temp_files() == []
+
+
+@pytest.mark.parametrize(
+    ("sources", "user", "status_code", "java_class"),
+    [
+        ("", "bob", 400, "java.lang.IllegalArgumentException"),
+        ("/user/bob/t", "bob", 400, "java.lang.IllegalArgumentException"),
+        ("/user/bob/s,/user/bob/s", "bob", 400, "java.lang.IllegalArgumentException"),
+        ("/user/bob/empty", "bob", 400, "java.lang.IllegalArgumentException"),
+        ("/user/bob/d/other", "bob", 400, "java.lang.IllegalArgumentException"),
+        ("/user/bob/missing", "bob", 404, "java.io.FileNotFoundException"),
+        ("/user/bob/s", "alice", 403, "org.apache.hadoop.security.AccessControlException"),
+    ],
+)
+async def test_concat_refusals_change_nothing(
+    backend: Backend, sources: str, user: str, status_code: int, java_class: str
+) -> None:
+    await create(backend, "/user/bob/t", b"T")
+    await create(backend, "/user/bob/s", b"S")
+    await create(backend, "/user/bob/empty", b"")
+    await create(backend, "/user/bob/d/other", b"O")
+    reply = await backend.call("POST", f"{W}/user/bob/t?op=CONCAT&sources={sources}", user)
+    remote(reply, status_code, java_class)
+    assert (await backend.call("GET", "/user/bob/t")).body == b"T"
+    assert (await backend.call("GET", "/user/bob/s")).body == b"S"

@@ -1,6 +1,7 @@
-"""Query parameters of the Hoop REST API, parsed and validated.
+"""Query parameters of the Hoop and WebHDFS faces, parsed and validated.
 
-Names are case-sensitive as in Hoop (``op``'s *value* is not); ``&``
+:class:`Op` and :meth:`Params.op` are Hoop's; the WebHDFS face reads its
+``op`` itself.  Names are case-sensitive as in Hoop (``op``'s *value* is not); ``&``
 separates pairs, ``+`` and percent escapes are decoded, the first of
 repeated names wins and unknown names are ignored.  A bad value raises
 :class:`BadRequestError` naming the parameter.

@@ -235,6 +235,13 @@ async def _truncate(call: _Call) -> web.StreamResponse:
     return _json({"boolean": True})  # done at once: no block recovery to wait for
 
 
+async def _concat(call: _Call) -> web.StreamResponse:
+    text = call.params.get("sources") or ""
+    sources = [parse_hdfs_path(name) for name in text.split(",") if name]
+    await call.store.concat(call.principal, call.parts, sources)
+    return _empty()
+
+
 async def _mkdirs(call: _Call) -> web.StreamResponse:
     await call.store.mkdirs(call.principal, call.parts, call.params.permission())
     return _json({"boolean": True})
@@ -305,6 +312,7 @@ _OPERATIONS: dict[str, tuple[str, _Operation]] = {
     "SETREPLICATION": (_PUT, _setreplication),
     "APPEND": (_POST, _append),
     "TRUNCATE": (_POST, _truncate),
+    "CONCAT": (_POST, _concat),
     "DELETE": (_DELETE, _delete),
 }
 

@@ -20,7 +20,7 @@ import re
 import shutil
 import struct
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ from ._io import CHUNK_SIZE, FileSink, FileSource, finish
 from ._meta import InodeMeta, MetaStore
 from ._namespace import DEFAULT_BLOCK_SIZE, TMP_DIR, TRASH_DIR, Inode, Namespace, host_failure
 from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path
-from ._perm import DEFAULT_DIR_PERM, GroupMap, Principal, parse_groups
+from ._perm import DEFAULT_DIR_PERM, FsAction, GroupMap, Principal, parse_groups
 
 __all__ = ("Body", "ContentSummary", "FileChecksum", "Reader", "Store")
 
@@ -400,6 +400,68 @@ class Store:
                     raise host_failure(exc, inode.path) from exc
             finally:
                 await finish(self.pool, lambda: os.close(fd))
+
+    async def concat(self, principal: Principal, parts: Parts, sources: Sequence[Parts]) -> None:
+        """Append the sources' contents to the file at ``parts`` in order, then remove the sources.
+
+        As HDFS: the sources are distinct non-empty files in the target's
+        directory, other than the target; WRITE on the target, READ on each
+        source and WRITE on the directory (the sticky bit honoured).  If the
+        copy fails the target is cut back and the sources stay.
+        """
+        check_not_reserved(parts)
+        for src in sources:
+            check_not_reserved(src)
+        if not sources:
+            raise BadRequestError("Invalid value for parameter [sources]: no source files")
+        if not parts:
+            raise BadRequestError("concat: the target is a directory: /")
+        ns = self.ns
+        async with self.append_lock(hdfs_path(parts)):
+            target = ns.existing(principal, parts)
+            if target.is_dir:
+                raise BadRequestError(f"concat: the target is a directory: {target.path}")
+            parent = ns.resolve(principal, parts[:-1]).target
+            assert parent is not None
+            inodes: tuple[Inode, ...] = ()
+            for src in sources:
+                inode = ns.existing(principal, src)
+                if src == parts or src in sources[: len(inodes)]:
+                    raise BadRequestError(f"concat: {inode.path} is the target or given twice")
+                if inode.is_dir or inode.length == 0:
+                    raise BadRequestError(f"concat: source {inode.path} is a directory or empty")
+                if src[:-1] != parts[:-1]:
+                    raise BadRequestError(f"concat: source {inode.path} is not in the directory of {target.path}")
+                ns.require(principal, inode, FsAction.READ)
+                ns.require_sticky_ok(principal, parent, inode)
+                inodes += (inode,)
+            ns.require(principal, parent, FsAction.WRITE)
+            _target, fd = ns.open_for_append(principal, parts)
+            sink = FileSink(fd)
+            done = False
+            try:
+                for src in sources:
+                    _inode, src_fd = ns.open_for_read(principal, src)
+                    source = FileSource(src_fd, 0)
+                    try:
+                        while data := await self.run(source.read, CHUNK_SIZE):
+                            await self.run(sink.write, data)
+                            del data
+                    finally:
+                        await finish(self.pool, source.close)
+                await self.run(sink.sync)
+                done = True
+            finally:
+                if not done:
+                    await finish(self.pool, sink.truncate_back)
+                await finish(self.pool, sink.close)
+            for inode in inodes:
+                trash = ns.unlink_to_trash(inode.parts)
+                if trash is not None:
+                    try:
+                        await finish(self.pool, lambda: ns.discard(trash))
+                    except OSError:
+                        logger.warning("could not remove %s from the trash; it goes at the next start", inode.path)
 
     async def mkdirs(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
