@@ -364,3 +364,15 @@ async def test_concat_refusals_change_nothing(
     remote(reply, status_code, java_class)
     assert (await backend.call("GET", "/user/bob/t")).body == b"T"
     assert (await backend.call("GET", "/user/bob/s")).body == b"S"
+
+
+@pytest.mark.parametrize("spoof", ["doas=hdfs", "user.name=hdfs", "DoAs=hdfs", "delegation=x"])
+async def test_only_the_signed_identity_counts(backend: Backend, spoof: str) -> None:
+    reply = await backend.call("PUT", f"{W}/spoofed?op=MKDIRS&{spoof}", "bob")
+    assert "user=bob" in remote(reply, 403, "org.apache.hadoop.security.AccessControlException")
+    home = await backend.call("GET", f"{W}/?op=GETHOMEDIRECTORY&{spoof}", "bob")
+    assert home.json() == {"Path": "/user/bob"}
+    forged = {USER_HEADER: "hdfs", SIGNATURE_HEADER: backend.signer.sign("hdfs", "PUT", f"{W}/other?op=MKDIRS")}
+    reply = await backend.call("PUT", f"{W}/spoofed?op=MKDIRS", user=None, headers=forged)
+    remote(reply, 401, "java.lang.SecurityException")
+    assert not (backend.root / "spoofed").exists()
