@@ -1,6 +1,7 @@
 """The embedded file system store: HDFS semantics over a local directory, no REST API.
 
-Namespace (paths, host tree, metadata), permissions, transfers and one
+Namespace (paths, host tree, metadata), permissions, transfers, streams
+(:mod:`._streams`, open files named by an id, kept in SQLite) and one
 family of errors (:class:`FsError`, a class per kind of failure).  The
 faces (:mod:`gateway.embedded.faces`) parse requests into calls on
 :class:`Store` and render its results and errors in their REST API.
@@ -22,11 +23,13 @@ from ._glob import GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
 from ._paths import Parts, check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
 from ._perm import Principal, format_permission, parse_groups, parse_permission
-from ._store import Body, ContentSummary, FileChecksum, Reader, Store
+from ._store import STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Reader, Store
+from ._streams import StreamKind
 
 __all__ = (
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_REPLICATION",
+    "STREAM_TTL_MS",
     "AccessDeniedError",
     "AlreadyExistsError",
     "AuthenticationError",
@@ -47,6 +50,7 @@ __all__ = (
     "Principal",
     "Reader",
     "Store",
+    "StreamKind",
     "check_not_reserved",
     "compile_glob",
     "format_permission",

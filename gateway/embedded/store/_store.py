@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import struct
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +32,10 @@ from ._errors import BadRequestError, NotFoundError
 from ._host import HostTree
 from ._io import CHUNK_SIZE, FileSink, FileSource, finish
 from ._meta import InodeMeta, MetaStore
+from ._host import is_missing
 from ._namespace import DEFAULT_BLOCK_SIZE, TMP_DIR, TRASH_DIR, Inode, Namespace, host_failure
-from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path
+from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path, parse_hdfs_path
+from ._streams import StreamKind, StreamRecord, StreamTable
 from ._perm import DEFAULT_DIR_PERM, FsAction, GroupMap, Principal, parse_groups
 
 __all__ = ("Body", "ContentSummary", "FileChecksum", "Reader", "Store")
@@ -40,6 +43,11 @@ __all__ = ("Body", "ContentSummary", "FileChecksum", "Reader", "Store")
 logger = logging.getLogger("gateway.embedded")
 
 _IO_THREADS = 4
+STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class Body(Protocol):
@@ -135,6 +143,8 @@ class Store:
         self.umask = umask
         self._ns: Namespace | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._streams: StreamTable | None = None
+        self.stream_ttl_ms = STREAM_TTL_MS
         self._append_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
@@ -142,6 +152,12 @@ class Store:
         if self._ns is None:
             raise RuntimeError("the embedded backend is not started")
         return self._ns
+
+    @property
+    def streams(self) -> StreamTable:
+        if self._streams is None:
+            raise RuntimeError("the embedded backend is not started")
+        return self._streams
 
     @property
     def pool(self) -> ThreadPoolExecutor:
@@ -158,6 +174,18 @@ class Store:
         if state.is_symlink():
             raise RuntimeError(f"{state} must be a directory, not a symbolic link")
         state.mkdir(mode=0o700, exist_ok=True)
+        streams = StreamTable(state / "streams.sqlite3")
+        try:
+            self._open(state, streams)
+        except BaseException:
+            streams.close()
+            raise
+        self._streams = streams
+
+    def _open(self, state: Path, streams: StreamTable) -> None:
+        for record in streams.expired(_now_ms()):
+            streams.remove(record.id)
+        live = streams.temps()  # write streams still open: their bytes stay
         for name in (TMP_DIR[-1], TRASH_DIR[-1]):
             scratch = state / name
             if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
@@ -166,6 +194,8 @@ class Store:
             with os.scandir(scratch) as entries:
                 leftovers = list(entries)  # of interrupted uploads and deletes
             for entry in leftovers:
+                if name == TMP_DIR[-1] and entry.name in live:
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path)
                 else:
@@ -197,6 +227,9 @@ class Store:
             self._ns.store.close()
             self._ns.host.close()
             self._ns = None
+        if self._streams is not None:
+            self._streams.close()
+            self._streams = None
 
     @contextlib.asynccontextmanager
     async def append_lock(self, path: str) -> AsyncIterator[None]:
@@ -514,3 +547,109 @@ class Store:
     async def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
         check_not_reserved(parts)
         return self.ns.set_replication(principal, parts, replication)
+
+    # -- streams ------------------------------------------------------------------
+
+    def _expire_streams(self) -> None:
+        for record in self.streams.expired(_now_ms()):
+            if self.streams.remove(record.id) and record.temp is not None:
+                self.ns.discard((*TMP_DIR, record.temp))
+
+    def _stream(self, principal: Principal, stream_id: int, kind: StreamKind | None) -> StreamRecord:
+        """The caller's open stream; anyone else's, an expired or unknown one are all 404."""
+        record = self.streams.get(stream_id)
+        if record is None or record.owner != principal.name or record.expires_ms <= _now_ms():
+            raise NotFoundError(f"Stream {stream_id} does not exist")
+        if kind is not None and record.kind is not kind:
+            raise BadRequestError(f"Stream {stream_id} is not open for {kind.value}ing")
+        return record
+
+    async def open_read_stream(self, principal: Principal, parts: Parts) -> int:
+        """Check that the principal may read the file and open a read stream on it; return its id."""
+        check_not_reserved(parts)
+        self._expire_streams()
+        inode, fd = self.ns.open_for_read(principal, parts)
+        await finish(self.pool, lambda: os.close(fd))
+        return self.streams.add(principal.name, StreamKind.READ, inode.path, expires_ms=_now_ms() + self.stream_ttl_ms)
+
+    async def open_write_stream(
+        self, principal: Principal, parts: Parts, *, overwrite: bool, perm: int | None, replication: int,
+        block_size: int,
+    ) -> int:
+        """Open a stream that writes a new file, visible only once the stream is closed; return its id."""
+        check_not_reserved(parts)
+        self._expire_streams()
+        self.ns.ensure_home(principal.name, parts, inclusive=False)
+        self.ns.check_create(principal, parts, overwrite)
+        try:
+            temp, fd = self.ns.new_temp()
+        except OSError as exc:
+            raise host_failure(exc, hdfs_path(parts)) from exc
+        await finish(self.pool, lambda: os.close(fd))
+        return self.streams.add(
+            principal.name, StreamKind.WRITE, hdfs_path(parts), expires_ms=_now_ms() + self.stream_ttl_ms,
+            temp=temp[-1], overwrite=overwrite, perm=perm, replication=replication, blocksize=block_size,
+        )
+
+    async def stream_write(self, principal: Principal, stream_id: int, body: Body, expected: int | None) -> int:
+        """Append ``body`` to the write stream; return how many bytes it took."""
+        record = self._stream(principal, stream_id, StreamKind.WRITE)
+        assert record.temp is not None
+        self.streams.update(stream_id, expires_ms=_now_ms() + self.stream_ttl_ms)
+        async with self.append_lock(f"stream:{stream_id}"):
+            try:
+                fd = self.ns.host.open_file((*TMP_DIR, record.temp), os.O_WRONLY | os.O_APPEND)
+            except OSError as exc:
+                if is_missing(exc):
+                    raise NotFoundError(f"Stream {stream_id} does not exist") from exc
+                raise host_failure(exc, record.path) from exc
+            sink = FileSink(fd)
+            done = False
+            try:
+                await self._receive(body, expected, sink)
+                await self.run(sink.sync)
+                done = True
+            finally:
+                if not done:
+                    await finish(self.pool, sink.truncate_back)
+                await finish(self.pool, sink.close)
+            self.streams.update(stream_id, expires_ms=_now_ms() + self.stream_ttl_ms)
+            return sink.written
+
+    async def stream_read(self, principal: Principal, stream_id: int) -> Reader:
+        """What the read stream has left; reading consumes it (permissions checked again)."""
+        record = self._stream(principal, stream_id, StreamKind.READ)
+        inode, fd = self.ns.open_for_read(principal, parse_hdfs_path(record.path))
+        try:
+            size = os.fstat(fd).st_size
+        except BaseException:
+            await finish(self.pool, lambda: os.close(fd))
+            raise
+        position = min(record.position, size)
+        self.streams.update(stream_id, expires_ms=_now_ms() + self.stream_ttl_ms, position=size)
+        return Reader(self.pool, FileSource(fd, position), inode, size - position)
+
+    async def stream_close(self, principal: Principal, stream_id: int) -> None:
+        """Close the stream; a write stream's file appears now, atomically, as a create would make it."""
+        record = self._stream(principal, stream_id, None)
+        async with self.append_lock(f"stream:{stream_id}"):  # not while a write to it runs here
+            if not self.streams.remove(stream_id):
+                raise NotFoundError(f"Stream {stream_id} does not exist")
+            if record.temp is None:
+                return
+            temp: Parts = (*TMP_DIR, record.temp)
+            committed = False
+            try:
+                self.ns.commit_create(
+                    principal,
+                    parse_hdfs_path(record.path),
+                    temp,
+                    overwrite=record.overwrite,
+                    perm=self.ns.default_perm(False) if record.perm is None else record.perm,
+                    replication=record.replication,
+                    block_size=DEFAULT_BLOCK_SIZE if record.blocksize == -1 else record.blocksize,
+                )
+                committed = True
+            finally:
+                if not committed:
+                    await finish(self.pool, lambda: self.ns.discard(temp))
