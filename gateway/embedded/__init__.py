@@ -64,8 +64,11 @@ Behaviour and the choices made where Hoop/HDFS leave room:
   fsynced and only then linked (``overwrite=false``: no replacing, ever) or
   renamed (``overwrite=true``) into place.  On any failure (disconnect,
   truncated or short body, cancellation) the temp file is removed and the
-  old file is untouched.  Leftovers of a crash are removed at start-up.
-* **Append** writes in place (no copy of big files) under a per-file lock,
+  old file is untouched.  Leftovers of a crash are removed at start-up
+  (not a temp file another process still holds the ``flock`` of, nor an
+  open stream's).
+* **Append** writes in place (no copy of big files) under a per-file lock
+  (an asyncio lock in the process, ``flock`` on the file across processes),
   and on failure truncates the file back to its size before the append.
   Concurrent readers may see the appended bytes before the append
   completes; a crash of the whole process mid-append can leave them.

@@ -146,3 +146,45 @@ async def test_streams_survive_a_restart(tmp_path: Path) -> None:
             await reader.close()
     finally:
         second.stop()
+
+
+# -- state shared with other processes ------------------------------------------------------------------
+
+
+async def test_an_append_waits_for_another_process_holding_the_file(backend: Backend) -> None:
+    import asyncio
+    import fcntl
+    import os
+
+    await create(backend, "/user/bob/shared", b"a")
+    other = os.open(backend.root / "user/bob/shared", os.O_RDONLY)  # another open file: as another process
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        append = asyncio.ensure_future(backend.call("PUT", "/user/bob/shared?op=append", data=b"b"))
+        await asyncio.sleep(0.3)
+        assert not append.done()
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert (await append).status == 200
+    finally:
+        os.close(other)
+    assert (await backend.call("GET", "/user/bob/shared")).body == b"ab"
+
+
+async def test_start_keeps_a_temporary_file_another_process_is_writing(backend: Backend) -> None:
+    import fcntl
+    import os
+
+    tmp = backend.root / ".authgateway" / "tmp"
+    (tmp / "stale").write_bytes(b"x")
+    (tmp / "live").write_bytes(b"y")
+    live = os.open(tmp / "live", os.O_RDONLY)
+    try:
+        fcntl.flock(live, fcntl.LOCK_EX)
+        await backend.stop()
+        await backend.start()
+        assert backend.temp_files() == ["live"]
+    finally:
+        os.close(live)
+    await backend.stop()
+    await backend.start()
+    assert backend.temp_files() == []

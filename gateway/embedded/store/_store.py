@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import hashlib
 import logging
 import os
@@ -48,6 +50,44 @@ STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def _flock(fd: int) -> None:
+    """An exclusive ``flock`` on ``fd``, waited for without holding a thread.
+
+    It orders appends, truncates and concats of one file across every
+    process serving the root (the in-process lock orders them within one);
+    it goes when ``fd`` is closed.
+    """
+    delay = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+def _remove_unless_in_use(path: str) -> None:
+    """Remove a leftover temporary file, unless a live upload (of any process) holds its lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP):  # gone meanwhile, or a symbolic link: remove the name
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return
+        raise
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another process is uploading into it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    finally:
+        os.close(fd)
 
 
 class Body(Protocol):
@@ -197,9 +237,12 @@ class Store:
                 if name == TMP_DIR[-1] and entry.name in live:
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
+                    shutil.rmtree(entry.path, ignore_errors=True)  # another process may be removing it too
+                elif name == TMP_DIR[-1]:
+                    _remove_unless_in_use(entry.path)
                 else:
-                    os.unlink(entry.path)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
         host = HostTree(self.root)
         try:
             store = MetaStore(state / "meta.sqlite3")
@@ -233,7 +276,10 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def append_lock(self, path: str) -> AsyncIterator[None]:
-        """Serialise appends to one file, so a failed one can be cut back cleanly."""
+        """Serialise appends to one file in this process, so a failed one can be cut back cleanly.
+
+        Across processes, :func:`_flock` on the open file does the same.
+        """
         lock, users = self._append_locks.get(path, (asyncio.Lock(), 0))
         self._append_locks[path] = (lock, users + 1)
         try:
@@ -245,6 +291,14 @@ class Store:
                 del self._append_locks[path]
             else:
                 self._append_locks[path] = (lock, users - 1)
+
+    async def _locked(self, fd: int) -> None:
+        """Wait for the cross-process lock of an open file; close ``fd`` if the wait is cut short."""
+        try:
+            await _flock(fd)
+        except BaseException:
+            await finish(self.pool, lambda: os.close(fd))
+            raise
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
@@ -379,6 +433,7 @@ class Store:
             temp, fd = ns.new_temp()
         except OSError as exc:
             raise host_failure(exc, hdfs_path(parts)) from exc
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: never contended; marks it in use
         sink = FileSink(fd)
         committed = False
         try:
@@ -405,6 +460,7 @@ class Store:
         check_not_reserved(parts)
         async with self.append_lock(hdfs_path(parts)):
             _inode, fd = self.ns.open_for_append(principal, parts)
+            await self._locked(fd)
             sink = FileSink(fd)
             done = False
             try:
@@ -422,6 +478,7 @@ class Store:
         async with self.append_lock(hdfs_path(parts)):
             inode, fd = self.ns.open_for_append(principal, parts)
             try:
+                await _flock(fd)
                 size = os.fstat(fd).st_size
                 if new_length > size:
                     raise BadRequestError(
@@ -470,6 +527,7 @@ class Store:
                 inodes += (inode,)
             ns.require(principal, parent, FsAction.WRITE)
             _target, fd = ns.open_for_append(principal, parts)
+            await self._locked(fd)
             sink = FileSink(fd)
             done = False
             try:
@@ -585,11 +643,14 @@ class Store:
             temp, fd = self.ns.new_temp()
         except OSError as exc:
             raise host_failure(exc, hdfs_path(parts)) from exc
-        await finish(self.pool, lambda: os.close(fd))
-        return self.streams.add(
-            principal.name, StreamKind.WRITE, hdfs_path(parts), expires_ms=_now_ms() + self.stream_ttl_ms,
-            temp=temp[-1], overwrite=overwrite, perm=perm, replication=replication, blocksize=block_size,
-        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # in use until recorded (see start)
+            return self.streams.add(
+                principal.name, StreamKind.WRITE, hdfs_path(parts), expires_ms=_now_ms() + self.stream_ttl_ms,
+                temp=temp[-1], overwrite=overwrite, perm=perm, replication=replication, blocksize=block_size,
+            )
+        finally:
+            await finish(self.pool, lambda: os.close(fd))
 
     async def stream_write(self, principal: Principal, stream_id: int, body: Body, expected: int | None) -> int:
         """Append ``body`` to the write stream; return how many bytes it took."""
@@ -603,6 +664,7 @@ class Store:
                 if is_missing(exc):
                     raise NotFoundError(f"Stream {stream_id} does not exist") from exc
                 raise host_failure(exc, record.path) from exc
+            await self._locked(fd)
             sink = FileSink(fd)
             done = False
             try:
