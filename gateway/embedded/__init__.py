@@ -1,16 +1,16 @@
-"""The embedded backend: the Hoop and WebHDFS v1 REST APIs served from a local directory.
+"""The embedded backend: the Hoop, WebHDFS v1 and Alluxio proxy REST APIs over a local directory.
 
 ``build_embedded_app(config, signer=..., identity_header=...)`` returns the
 aiohttp application; the gateway runs it on ``embedded.listen``.
 
 Layout: ``store/`` is the file system (namespace, metadata, permissions,
-transfers, one family of errors) and knows no REST API; ``faces/`` holds
-one module per REST API (``hoop.py`` for every path, ``webhdfs.py`` for
-``/webhdfs/v1/``), which parses requests into store calls and renders
-results and errors (through :mod:`gateway.wire`'s tables); ``app.py`` only
-verifies the identity, picks the face by path prefix and runs the store's
-lifetime.  What follows is the Hoop face; the WebHDFS face's choices are in
-its module docstring.
+transfers, streams, one family of errors) and knows no REST API;
+``faces/`` holds one module per REST API (``hoop.py`` for every path,
+``webhdfs.py`` for ``/webhdfs/v1/``, ``alluxio.py`` for ``/api/v1/``),
+which parses requests into store calls and renders results and errors
+(through :mod:`gateway.wire`'s tables); ``app.py`` only verifies the
+identity, picks the face by path prefix and runs the store's lifetime.  What follows is the Hoop face; the other faces' choices are in
+their module docstrings.
 
 Behaviour and the choices made where Hoop/HDFS leave room:
 

@@ -17,7 +17,7 @@ from aiohttp.client_exceptions import ClientPayloadError
 from ..config import EmbeddedConfig
 from ..identity import SIGNATURE_HEADER, IdentitySigner
 from .faces import STREAMING_KEY, Face, face_for
-from .faces import hoop, webhdfs
+from .faces import alluxio, hoop, webhdfs
 from .store import AuthenticationError, BadRequestError, FsError, IOFailureError, Store
 
 __all__ = ("BACKEND_KEY", "build_embedded_app")
@@ -96,7 +96,7 @@ def build_embedded_app(
     store and I/O threads are opened when the app starts (``cleanup_ctx``).
     """
     store = Store(config)
-    faces: tuple[Face, ...] = (hoop.FACE, webhdfs.FACE)
+    faces: tuple[Face, ...] = (hoop.FACE, webhdfs.FACE, alluxio.FACE)
     app = web.Application(
         middlewares=[_error_middleware(faces), _identity_middleware(signer=signer, identity_header=identity_header)]
     )

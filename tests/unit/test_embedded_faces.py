@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.embedded.faces import face_for
-from gateway.embedded.faces import hoop, webhdfs
+from gateway.embedded.faces import alluxio, hoop, webhdfs
 
-FACES = (hoop.FACE, webhdfs.FACE)
+FACES = (hoop.FACE, webhdfs.FACE, alluxio.FACE)
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,10 @@ FACES = (hoop.FACE, webhdfs.FACE)
         ("/webhdfs", "hoop"),
         ("/a/webhdfs/v1/b", "hoop"),
         ("/WEBHDFS/v1/a", "hoop"),  # the prefix is case-sensitive, as Hadoop's servlet mapping
+        ("/api/v1/paths//a/exists", "alluxio"),
+        ("/api/v1/streams/7/read", "alluxio"),
+        ("/api/v1", "alluxio"),
+        ("/api/v10/x", "hoop"),
     ],
 )
 def test_face_for(raw_path: str, name: str) -> None:
