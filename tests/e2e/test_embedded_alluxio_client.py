@@ -111,3 +111,27 @@ def test_another_user_gets_alluxios_permission_error(gw: GatewayProcess, tmp_pat
     assert result.returncode == 1
     assert "alluxio.exceptions.PermissionDeniedError" in result.stderr
     assert "Permission denied: user=alice, access=WRITE, inode=/" in result.stderr
+
+
+def test_multi_mib_both_ways_and_one_namespace(gw: GatewayProcess) -> None:
+    import os
+
+    import alluxio
+    import requests
+    from alluxio import option
+
+    client = alluxio.Client("localhost", gw.port)
+    client.session.params = {"user.name": "bob"}
+    big = os.urandom(6 * 1024 * 1024 + 11)
+    client.create_directory("/user/bob/ax", option.CreateDirectory(recursive=True))
+    with client.open("/user/bob/ax/big", "w") as f:
+        f.write(big[: 1024 * 1024])
+        f.write(big[1024 * 1024 :])
+    with client.open("/user/bob/ax/big", "r") as f:
+        assert f.read() == big
+    # The same file through the other two faces, with the same owner and size.
+    hoop = requests.get(f"{gw.url}/user/bob/ax/big?op=status&user.name=bob", timeout=30).json()
+    webhdfs = requests.get(f"{gw.url}/webhdfs/v1/user/bob/ax/big?op=GETFILESTATUS&user.name=bob", timeout=30).json()
+    assert (hoop["owner"], hoop["len"]) == ("bob", len(big))
+    assert (webhdfs["FileStatus"]["owner"], webhdfs["FileStatus"]["length"]) == ("bob", len(big))
+    assert client.get_status("/user/bob/ax/big").mode == 0o644
