@@ -115,3 +115,15 @@ async def test_bad_options_are_invalid_argument(backend: Backend) -> None:
     alluxio_error(reply, "INVALID_ARGUMENT")
     reply = await post(backend, f"{P}/user/bob/d/create-directory", {"mode": {"ownerBits": "EVERYTHING"}})
     alluxio_error(reply, "INVALID_ARGUMENT")
+
+
+async def test_options_arriving_in_pieces_and_too_large(backend: Backend) -> None:
+    async def pieces() -> Any:
+        for piece in (b'{"recur', b'sive": ', b"true}"):
+            yield piece
+
+    reply = await backend.call("POST", f"{P}/user/bob/p/q/create-directory", data=pieces())
+    assert reply.status == 200, reply.body
+    assert (await post(backend, f"{P}/user/bob/p/q/exists")).json() is True
+    huge = {"recursive": True, "padding": "x" * 70000}
+    alluxio_error(await post(backend, f"{P}/user/bob/r/create-directory", huge), "INVALID_ARGUMENT")

@@ -70,9 +70,14 @@ async def _options(request: web.Request) -> dict[str, Any]:
     """The JSON options object of the body; ``{}`` without one."""
     if request.content_length is not None and request.content_length > _MAX_OPTIONS:
         raise BadRequestError("Options too large")
-    raw = await request.content.read(_MAX_OPTIONS + 1)
-    if len(raw) > _MAX_OPTIONS:
-        raise BadRequestError("Options too large")
+    pieces: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_MAX_OPTIONS + 1 - size):  # read() may stop short of n
+        pieces.append(chunk)
+        size += len(chunk)
+        if size > _MAX_OPTIONS:
+            raise BadRequestError("Options too large")
+    raw = b"".join(pieces)
     if not raw.strip():
         return {}
     try:
