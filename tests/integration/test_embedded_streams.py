@@ -188,3 +188,26 @@ async def test_start_keeps_a_temporary_file_another_process_is_writing(backend: 
     await backend.stop()
     await backend.start()
     assert backend.temp_files() == []
+
+
+async def test_close_waits_for_a_write_to_the_stream_in_another_process(backend: Backend) -> None:
+    import asyncio
+    import fcntl
+    import os
+
+    store = _store(backend)
+    bob = store.principal("bob")
+    sid = await store.open_write_stream(bob, ("user", "bob", "w"), overwrite=False, perm=None, replication=3,
+                                        block_size=-1)
+    [temp] = backend.temp_files()
+    other = os.open(backend.root / ".authgateway" / "tmp" / temp, os.O_RDONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)  # as another process's write in progress
+        close = asyncio.ensure_future(store.stream_close(bob, sid))
+        await asyncio.sleep(0.3)
+        assert not close.done()
+        fcntl.flock(other, fcntl.LOCK_UN)
+        await close
+    finally:
+        os.close(other)
+    assert (await status(backend, "/user/bob/w"))["len"] == 0

@@ -694,24 +694,37 @@ class Store:
     async def stream_close(self, principal: Principal, stream_id: int) -> None:
         """Close the stream; a write stream's file appears now, atomically, as a create would make it."""
         record = self._stream(principal, stream_id, None)
-        async with self.append_lock(f"stream:{stream_id}"):  # not while a write to it runs here
+        if record.temp is None:
             if not self.streams.remove(stream_id):
                 raise NotFoundError(f"Stream {stream_id} does not exist")
-            if record.temp is None:
-                return
-            temp: Parts = (*TMP_DIR, record.temp)
-            committed = False
+            return
+        temp: Parts = (*TMP_DIR, record.temp)
+        # Not while a write to it runs, here (the asyncio lock) or in another process (flock).
+        async with self.append_lock(f"stream:{stream_id}"):
             try:
-                self.ns.commit_create(
-                    principal,
-                    parse_hdfs_path(record.path),
-                    temp,
-                    overwrite=record.overwrite,
-                    perm=self.ns.default_perm(False) if record.perm is None else record.perm,
-                    replication=record.replication,
-                    block_size=DEFAULT_BLOCK_SIZE if record.blocksize == -1 else record.blocksize,
-                )
-                committed = True
+                fd = self.ns.host.open_file(temp, os.O_RDONLY)
+            except OSError as exc:
+                if is_missing(exc):
+                    raise NotFoundError(f"Stream {stream_id} does not exist") from exc
+                raise host_failure(exc, record.path) from exc
+            await self._locked(fd)
+            try:
+                if not self.streams.remove(stream_id):
+                    raise NotFoundError(f"Stream {stream_id} does not exist")  # closed elsewhere meanwhile
+                committed = False
+                try:
+                    self.ns.commit_create(
+                        principal,
+                        parse_hdfs_path(record.path),
+                        temp,
+                        overwrite=record.overwrite,
+                        perm=self.ns.default_perm(False) if record.perm is None else record.perm,
+                        replication=record.replication,
+                        block_size=DEFAULT_BLOCK_SIZE if record.blocksize == -1 else record.blocksize,
+                    )
+                    committed = True
+                finally:
+                    if not committed:
+                        await finish(self.pool, lambda: self.ns.discard(temp))
             finally:
-                if not committed:
-                    await finish(self.pool, lambda: self.ns.discard(temp))
+                await finish(self.pool, lambda: os.close(fd))
