@@ -22,7 +22,10 @@ What it does on every request:
   body in time, and a pool with no free connection in time, to 504
   (``connect_timeout``, ``read_timeout``, ``send_timeout``, ``pool_timeout``);
 * holds at most one chunk of a body in flight each way, so memory follows
-  the number of connections, not their sizes or speeds.
+  the number of connections, not their sizes or speeds;
+* lets the dialect rewrite the response headers and, through the
+  :class:`BodyRewriter` it may return for them, the body as it streams
+  (``Content-Length`` is then dropped).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import asyncio
 import functools
 import re
 import socket
-from typing import Any
+from typing import Any, Protocol
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -46,7 +49,7 @@ from yarl import URL
 from gateway.cookieheader import strip_cookies
 from gateway.log import proxy_logger
 
-__all__ = ("Forward", "UpstreamError", "UpstreamProxy", "fold_header_name", "origin_form")
+__all__ = ("BodyRewriter", "Forward", "UpstreamError", "UpstreamProxy", "fold_header_name", "origin_form")
 
 # RFC 9110 7.6.1, plus the legacy ones proxies have always dropped.
 _HOP_BY_HOP = frozenset(
@@ -261,6 +264,18 @@ class Forward:
     headers: tuple[tuple[str, str], ...]  # added after scrubbing
 
 
+class BodyRewriter(Protocol):
+    """Rewrites one response body as it streams, holding a bounded amount of it."""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The rewritten bytes ready to send after ``chunk`` (possibly none yet)."""
+        ...
+
+    def finish(self) -> bytes:
+        """The rest, at the end of the body."""
+        ...
+
+
 class UpstreamProxy:
     """Streams requests to one backend over a pool of keep-alive connections."""
 
@@ -348,9 +363,12 @@ class UpstreamProxy:
         self,
         request: web.Request,
         fwd: Forward,
-        rewrite_headers: Callable[[CIMultiDict[str], web.Request], None] | None = None,
+        rewrite_headers: Callable[[CIMultiDict[str], web.Request], BodyRewriter | None] | None = None,
     ) -> web.StreamResponse:
         """Send ``request`` upstream as ``fwd`` and stream the answer back.
+
+        ``rewrite_headers`` may change the response headers in place and
+        return a :class:`BodyRewriter` for the body.
 
         Raises :class:`UpstreamError` when no response could be had; once the
         response has started, a failure can only cut the client connection.
@@ -393,23 +411,30 @@ class UpstreamProxy:
         response: web.StreamResponse | None = None
         try:
             out_headers = self._response_headers(upstream)
-            if rewrite_headers is not None:
-                rewrite_headers(out_headers, request)
+            rewriter = rewrite_headers(out_headers, request) if rewrite_headers is not None else None
             length = upstream.content_length
             if length is not None and length <= _SMALL_BODY and request.method != hdrs.METH_HEAD:
                 # Small and of known size: one write carries headers and body.
                 del out_headers[hdrs.CONTENT_LENGTH]
-                return web.Response(
-                    status=upstream.status, reason=upstream.reason, headers=out_headers, body=await upstream.read()
-                )
+                data = await upstream.read()
+                if rewriter is not None:
+                    data = rewriter.feed(data) + rewriter.finish()
+                return web.Response(status=upstream.status, reason=upstream.reason, headers=out_headers, body=data)
+            if rewriter is not None:
+                out_headers.popall(hdrs.CONTENT_LENGTH, None)
             # Content-Length, when the backend sent one, is in the copied headers;
             # otherwise aiohttp falls back to chunked encoding.
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
             await response.prepare(request)
             if request.method != hdrs.METH_HEAD:
                 async for chunk in upstream.content.iter_chunked(_CHUNK):
-                    await response.write(chunk)
+                    if rewriter is not None:
+                        chunk = rewriter.feed(chunk)
+                    if chunk:
+                        await response.write(chunk)
                     chunk = b""  # not held while the backend is slow to send more
+                if rewriter is not None and (rest := rewriter.finish()):
+                    await response.write(rest)
             await response.write_eof()
             return response
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:

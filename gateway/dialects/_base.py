@@ -12,9 +12,11 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
-from gateway.proxy import Forward
+from gateway.proxy import BodyRewriter, Forward
 from gateway.query import rewrite_query
 from gateway.wire import Fault, WireFormat, error_response, fault_for_status
+
+from ._rewrite import OriginReplacer
 
 __all__ = ("SCRUBBED_PARAMS", "Dialect")
 
@@ -41,6 +43,8 @@ class Dialect(abc.ABC):
         self._signer = signer
         base = URL(backend_url) if backend_url else None
         self._backend = _origin_key(base) if base is not None and base.host else None
+        # The backend names itself in bodies as it was addressed (the Host the proxy sends).
+        self._backend_origin = str(base.origin()) if base is not None and base.host else None
 
     @property
     @abc.abstractmethod
@@ -71,10 +75,12 @@ class Dialect(abc.ABC):
             headers += ((SIGNATURE_HEADER, self._signer.sign(user, request.method, target)),)
         return Forward(request.method, target, headers)
 
-    def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> None:
-        """Point ``Location`` and ``Content-Location`` at the backend back at the gateway."""
-        if self._backend is None:
-            return
+    def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
+        """Point ``Location`` and ``Content-Location`` at the backend back at the gateway; for a JSON
+        body, the rewriter that does the same to the backend's URLs in it (Hoop's ``path`` and
+        ``homeDir``, the ``Location`` of WebHDFS's ``noredirect`` answer)."""
+        if self._backend is None or self._backend_origin is None:
+            return None
         for name in _LOCATION_HEADERS:
             value = headers.get(name)
             if value is None:
@@ -82,6 +88,11 @@ class Dialect(abc.ABC):
             rest = self._backend_relative(value)
             if rest is not None:
                 headers[name] = f"{request.scheme}://{request.host}{rest}"
+        if not _is_json(headers.get(hdrs.CONTENT_TYPE, "")):
+            return None
+        # The Host the client sent goes into a JSON string: only a plain one, else the URLs become paths.
+        gateway = f"{request.scheme}://{request.host}" if _PLAIN_HOST.fullmatch(request.host) else ""
+        return OriginReplacer(self._backend_origin, gateway)
 
     def _backend_relative(self, location: str) -> str | None:
         """The path, query and fragment of ``location`` when it names the backend, else ``None``."""
@@ -107,6 +118,13 @@ class Dialect(abc.ABC):
 
 
 _LOCATION_HEADERS = (hdrs.LOCATION, hdrs.CONTENT_LOCATION)
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media in ("application/json", "text/json") or media.endswith("+json")
+
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # scheme and authority
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 

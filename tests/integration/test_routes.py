@@ -189,3 +189,57 @@ async def test_the_embedded_default_routes(tmp_path: Path, aiohttp_server: Serve
         doc = json.loads(raw)
         assert (doc["backend"], doc["raw_path"]) == ("embedded", forwarded)
         assert any(k == "X-Authgateway-Signature" for k, _ in doc["headers"])
+
+
+def self_naming(name: str) -> web.Application:
+    """A backend that puts its own address in JSON, as HttpFS (homeDir, path) and WebHDFS (noredirect) do."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        me = f"http://{request.host}"
+        if request.path == "/chunked":
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for piece in ('{"FileStatuses":[', *[f'{{"path":"{me}/f{i}"}},' for i in range(3000)], "{}]}"):
+                await response.write(piece.replace("/", "\\/").encode())
+            await response.write_eof()
+            return response
+        if request.path == "/data":
+            return web.Response(body=f"{me}/not-json".encode(), content_type="application/octet-stream")
+        if "noredirect" in request.query_string:
+            return web.json_response({"Location": f"{me}/webhdfs/v1/a?op=CREATE&data=true"})
+        return web.Response(text=json.dumps({"homeDir": f"{me}/user/bob"}).replace("/", "\\/"),
+                            content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+@pytest.fixture
+async def naming(tmp_path: Path, aiohttp_server: ServerFactory) -> tuple[Setup, str]:
+    backend = str((await aiohttp_server(self_naming("b"))).make_url("")).rstrip("/")
+    routes = f'[[routes]]\nprefix = "/webhdfs/v1/"\nbackend = "{backend}"\ndialect = "webhdfs"\n'
+    return await start_gateway(aiohttp_server, tmp_path, backend, routes), backend
+
+
+async def test_backend_urls_in_json_point_at_the_gateway(naming: tuple[Setup, str]) -> None:
+    setup, backend = naming
+    cookie = {"Cookie": f"hadoop.auth={mint('bob')}"}
+    resp, raw = await setup.get("/?op=homedir", headers=cookie)
+    assert json.loads(raw) == {"homeDir": f"{setup.url}/user/bob"}
+    assert resp.headers["Content-Length"] == str(len(raw))
+    resp, raw = await setup.get("/webhdfs/v1/a?op=CREATE&noredirect=true", headers=cookie)
+    assert json.loads(raw) == {"Location": f"{setup.url}/webhdfs/v1/a?op=CREATE&data=true"}
+    resp, raw = await setup.get("/chunked", headers=cookie)
+    paths = [s.get("path") for s in json.loads(raw)["FileStatuses"]]
+    assert paths[:-1] == [f"{setup.url}/f{i}" for i in range(3000)]
+    assert backend.encode() not in raw.replace(b"\\/", b"/")
+    resp, raw = await setup.get("/data", headers=cookie)
+    assert raw == f"{backend}/not-json".encode()  # file data is never touched
+
+
+async def test_a_strange_host_makes_the_urls_paths(naming: tuple[Setup, str]) -> None:
+    setup, backend = naming
+    resp, raw = await setup.get("/?op=homedir", headers={"Cookie": f"hadoop.auth={mint('bob')}", "Host": 'a"b'})
+    assert json.loads(raw) == {"homeDir": "/user/bob"}

@@ -6,9 +6,12 @@ import json
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
+from hypothesis import given
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from gateway.dialects import DIALECTS, SCRUBBED_PARAMS, Dialect
+from gateway.dialects._rewrite import OriginReplacer
 from gateway.identity import IdentitySigner
 from gateway.routing import Route, Router
 from gateway.wire import WireFormat
@@ -139,3 +142,47 @@ def test_a_dialect_must_name_its_format_and_identity() -> None:
 
     with pytest.raises(TypeError, match="abstract"):
         Incomplete(backend_url="", identity_header="X-User", signer=None)  # type: ignore[abstract]
+
+
+# -- the backend's origin in JSON bodies -------------------------------------------
+
+BACKEND = "http://10.0.0.7:14000"
+GATEWAY = "https://gw.example"
+
+
+def replace_in_pieces(data: bytes, cuts: list[int]) -> bytes:
+    replacer = OriginReplacer(BACKEND, GATEWAY)
+    out, last = [], 0
+    for cut in sorted(c % (len(data) + 1) for c in cuts):
+        out.append(replacer.feed(data[last:cut]))
+        last = cut
+    out.append(replacer.feed(data[last:]))
+    return b"".join(out) + replacer.finish()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"homeDir":"http:\\/\\/10.0.0.7:14000\\/user\\/bob"}', b'{"homeDir":"https:\\/\\/gw.example\\/user\\/bob"}'),
+        (b'{"Location":"http://10.0.0.7:14000/webhdfs/v1/a?op=CREATE"}',
+         b'{"Location":"https://gw.example/webhdfs/v1/a?op=CREATE"}'),
+        (b'"HTTP://10.0.0.7:14000/x"', b'"https://gw.example/x"'),
+        (b'"http://10.0.0.7:140001/x" "http://10.0.0.7:14000.evil/x"', b'"http://10.0.0.7:140001/x" "http://10.0.0.7:14000.evil/x"'),
+        (b'"http://10.0.0.7:14000"', b'"https://gw.example"'),
+        (b"", b""),
+    ],
+)
+def test_the_backend_origin_is_replaced(body: bytes, expected: bytes) -> None:
+    assert replace_in_pieces(body, []) == expected
+    for cut in range(len(body) + 1):
+        assert replace_in_pieces(body, [cut]) == expected
+
+
+@given(
+    st.lists(st.sampled_from([b"http://10.0.0.7:14000", b"http:\\/\\/10.0.0.7:14000", b"/", b"x", b"1", b'"', b"h"]),
+             max_size=30),
+    st.lists(st.integers(min_value=0, max_value=10_000), max_size=8),
+)
+def test_any_split_gives_what_one_piece_gives(parts: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(parts)
+    assert replace_in_pieces(data, cuts) == replace_in_pieces(data, [])
