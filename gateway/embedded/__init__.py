@@ -75,6 +75,9 @@ Behaviour and the choices made where Hoop/HDFS leave room:
 * **Delete** first renames the entry into ``.authgateway/trash`` (atomic,
   immediately gone from the namespace), drops its metadata, then removes
   the files on the I/O pool.
+* **Faces by prefix.** ``/webhdfs/v1`` and ``/api/v1`` (and below) belong to
+  the WebHDFS and Alluxio faces, so HDFS paths under them are out of the
+  Hoop face's reach; every other path is Hoop's.
 * **Confinement.** The path is the raw request path, percent-decoded once,
   ``//`` collapsed; ``.``/``..`` segments, NUL and non-UTF-8 are 400.
   ``/.authgateway`` is hidden from listings and any access to it is 403.

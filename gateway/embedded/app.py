@@ -7,6 +7,8 @@ face's format.  See the package docstring for the behaviour.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -87,6 +89,16 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     return await face.handle(request, store, store.principal(request[_USER_KEY]))
 
 
+async def _sweep_streams(store: Store) -> None:
+    """Remove abandoned streams now and then, so their bytes go even if no stream is opened."""
+    while True:
+        await asyncio.sleep(store.stream_sweep_s)
+        try:
+            store.expire_streams()
+        except Exception:
+            logger.exception("could not remove expired streams; trying again later")
+
+
 def build_embedded_app(
     config: EmbeddedConfig, *, signer: IdentitySigner, identity_header: str
 ) -> web.Application:
@@ -105,9 +117,13 @@ def build_embedded_app(
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         store.start()
+        sweeper = asyncio.create_task(_sweep_streams(store), name="embedded-stream-sweeper")
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             store.stop()
 
     app.cleanup_ctx.append(lifetime)

@@ -211,3 +211,20 @@ async def test_close_waits_for_a_write_to_the_stream_in_another_process(backend:
     finally:
         os.close(other)
     assert (await status(backend, "/user/bob/w"))["len"] == 0
+
+
+async def test_abandoned_streams_are_swept_without_any_request(tmp_path: Path) -> None:
+    from gateway.embedded.store import _store as store_module
+    from tests.integration.embedded import running, wait_until
+
+    sweep, store_module.STREAM_SWEEP_S = store_module.STREAM_SWEEP_S, 0.05
+    try:
+        async for b in running(make_config(tmp_path / "root")):
+            store = _store(b)
+            store.stream_ttl_ms = 0
+            await store.open_write_stream(store.principal("bob"), ("user", "bob", "x"), overwrite=False, perm=None,
+                                          replication=3, block_size=-1)
+            assert b.temp_files() != []
+            await wait_until(lambda: b.temp_files() == [], "the expired stream's temp file is swept")
+    finally:
+        store_module.STREAM_SWEEP_S = sweep

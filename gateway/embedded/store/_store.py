@@ -46,6 +46,7 @@ logger = logging.getLogger("gateway.embedded")
 
 _IO_THREADS = 4
 STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
+STREAM_SWEEP_S = 60.0  # how often the app's lifetime removes expired streams
 
 
 def _now_ms() -> int:
@@ -185,6 +186,7 @@ class Store:
         self._pool: ThreadPoolExecutor | None = None
         self._streams: StreamTable | None = None
         self.stream_ttl_ms = STREAM_TTL_MS
+        self.stream_sweep_s = STREAM_SWEEP_S
         self._append_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @property
@@ -608,7 +610,8 @@ class Store:
 
     # -- streams ------------------------------------------------------------------
 
-    def _expire_streams(self) -> None:
+    def expire_streams(self) -> None:
+        """Forget expired streams and remove their bytes (on open, and every ``stream_sweep_s``)."""
         for record in self.streams.expired(_now_ms()):
             if self.streams.remove(record.id) and record.temp is not None:
                 self.ns.discard((*TMP_DIR, record.temp))
@@ -625,7 +628,7 @@ class Store:
     async def open_read_stream(self, principal: Principal, parts: Parts) -> int:
         """Check that the principal may read the file and open a read stream on it; return its id."""
         check_not_reserved(parts)
-        self._expire_streams()
+        self.expire_streams()
         inode, fd = self.ns.open_for_read(principal, parts)
         await finish(self.pool, lambda: os.close(fd))
         return self.streams.add(principal.name, StreamKind.READ, inode.path, expires_ms=_now_ms() + self.stream_ttl_ms)
@@ -636,7 +639,7 @@ class Store:
     ) -> int:
         """Open a stream that writes a new file, visible only once the stream is closed; return its id."""
         check_not_reserved(parts)
-        self._expire_streams()
+        self.expire_streams()
         self.ns.ensure_home(principal.name, parts, inclusive=False)
         self.ns.check_create(principal, parts, overwrite)
         try:
