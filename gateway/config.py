@@ -493,7 +493,9 @@ def _route_problems(config: Config, name: Names) -> list[str]:
         else:
             seen[route.prefix] = i
         if route.backend != EMBEDDED:
-            problems.extend(_url_problems(name(where + ".backend"), route.backend, f'or "{EMBEDDED}"'))
+            found = _url_problems(name(where + ".backend"), route.backend, f'or "{EMBEDDED}"')
+            # A word that is no URL at all (a misspelt "embedded") deserves one line, not one per URL part.
+            problems.extend(found if "://" in route.backend else found[:1])
         if route.dialect not in DIALECTS:
             problems.append(
                 f"{name(where + '.dialect')} = {route.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"

@@ -492,3 +492,12 @@ def test_malformed_routes(tmp_path: Path, text: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, env={"AUTHGATEWAY_EMBEDDED__ROOT": str(tmp_path / "data")})
     assert problem in info.value.problems
+
+
+def test_a_misspelt_embedded_is_one_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[embedded]\nroot = "{tmp_path / "data"}"\n[[routes]]\nprefix = "/x/"\nbackend = "embeded"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [
+        "routes[0].backend = 'embeded': must be http://host:port or https://host:port or \"embedded\""
+    ]
