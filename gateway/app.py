@@ -17,7 +17,7 @@ from authplugins import AuthScheme, scheme_class
 from gateway.authfilter import IDENTITY, AuthFilter
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing
-from gateway.dialects import DIALECTS
+from gateway.dialects import DIALECTS, DataNodeRedirects
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
 from gateway.proxy import UpstreamError, UpstreamProxy, origin_form
@@ -27,6 +27,7 @@ from gateway.serving import InFlight
 __all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
 
 _PROXIES = web.AppKey("proxies", dict[str, UpstreamProxy])  # by backend URL, one per distinct backend
+_DATA_SESSION = web.AppKey("data_session", ClientSession)  # for data steps to data nodes
 IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progress, for the drain
 ROUTE = web.RequestKey("route", Route)  # the request's route, resolved before authentication
 _TARGET = web.RequestKey("target", str)  # the origin-form request target
@@ -54,7 +55,10 @@ def build_gateway_app(
     routes: list[Route] = []
     for rc in config.routes:
         url = backend_url if rc.backend == EMBEDDED else rc.backend
-        dialect = DIALECTS[rc.dialect](backend_url=url, identity_header=config.backend.identity_header, signer=signer)
+        datanodes = DataNodeRedirects(keyring.keys[0], rc.datanodes) if rc.datanodes else None
+        dialect = DIALECTS[rc.dialect](
+            backend_url=url, identity_header=config.backend.identity_header, signer=signer, datanodes=datanodes
+        )
         routes.append(Route(rc.prefix, url, dialect))
     router = Router(routes)
     # The embedded backend may listen on a unix socket, external ones never do.
@@ -105,9 +109,26 @@ def build_gateway_app(
             if request.version == HttpVersion11 and hdrs.EXPECT in request.headers:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
+            user = request[IDENTITY].user
+            if dialect.datanodes is not None and dialect.datanodes.is_signed(request[_TARGET]):
+                step = dialect.datanodes.verify(user, request[_TARGET])
+                if step is None:
+                    response = dialect.error_response(403, "The data-node redirect is not valid for this user")
+                    response.force_close()
+                    return response
+                # The signed target came from the NameNode: forwarded as it is, with the identity.
+                node, target = step
+                proxy = UpstreamProxy(
+                    node,
+                    session=request.app[_DATA_SESSION],
+                    reserved_headers=dialect.reserved_headers,
+                    cookie_names={config.cookie.name, "hadoop.auth"},
+                    send_timeout=config.backend.send_timeout,
+                )
+                return await proxy.forward(request, dialect.forward_verbatim(request, target, user), None)
             return await request.app[_PROXIES][request[ROUTE].backend_url].forward(
                 request,
-                dialect.forward(request, request[_TARGET], request[IDENTITY].user),
+                dialect.forward(request, request[_TARGET], user),
                 dialect.rewrite_response_headers,
             )
         except UpstreamError as exc:
@@ -152,6 +173,14 @@ def build_gateway_app(
                     send_timeout=config.backend.send_timeout,
                 )
             app[_PROXIES] = proxies
+            data_session = UpstreamProxy.new_session(
+                connect_timeout=config.backend.connect_timeout,
+                read_timeout=config.backend.read_timeout,
+                pool_timeout=config.backend.pool_timeout,
+                max_connections=config.backend.max_connections,
+            )
+            sessions.append(data_session)
+            app[_DATA_SESSION] = data_session
             yield
         finally:
             for scheme in reversed(started):

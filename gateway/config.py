@@ -154,6 +154,13 @@ class RouteConfig:
         default=EMBEDDED, metadata=_help('http(s)://host:port of the backend, or "embedded"')
     )
     dialect: str = field(default="hoop", metadata=_help("hoop, webhdfs, alluxio or generic"))
+    datanodes: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            'webhdfs only: "host:port" patterns (* and ? wildcards) of the DataNodes its redirects may '
+            "send data steps to, through the gateway; redirects elsewhere are dropped"
+        ),
+    )
 
 
 # What the embedded backend serves when no route says otherwise; "/" follows [backend].
@@ -496,6 +503,11 @@ def _route_problems(config: Config, name: Names) -> list[str]:
             found = _url_problems(name(where + ".backend"), route.backend, f'or "{EMBEDDED}"')
             # A word that is no URL at all (a misspelt "embedded") deserves one line, not one per URL part.
             problems.extend(found if "://" in route.backend else found[:1])
+        if route.datanodes and route.dialect != "webhdfs":
+            problems.append(f"{name(where + '.datanodes')}: only a webhdfs route has data nodes")
+        for pattern in route.datanodes:
+            if ":" not in pattern or "/" in pattern or not pattern.strip():
+                problems.append(f"{name(where + '.datanodes')}: {pattern!r} must look like 'host:port' (wildcards * ?)")
         if route.dialect not in DIALECTS:
             problems.append(
                 f"{name(where + '.dialect')} = {route.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"

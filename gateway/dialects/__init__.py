@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ._base import SCRUBBED_PARAMS, Dialect
+from ._datanode import DataNodeRedirects
 from .alluxio import AlluxioDialect
 from .generic import GenericDialect
 from .hoop import HoopDialect
@@ -23,6 +24,7 @@ __all__ = (
     "DIALECTS",
     "SCRUBBED_PARAMS",
     "AlluxioDialect",
+    "DataNodeRedirects",
     "Dialect",
     "GenericDialect",
     "HoopDialect",

@@ -16,6 +16,7 @@ from gateway.proxy import BodyRewriter, Forward
 from gateway.query import rewrite_query
 from gateway.wire import Fault, WireFormat, error_response, fault_for_status
 
+from ._datanode import DataNodeRedirects
 from ._rewrite import OriginReplacer
 
 __all__ = ("SCRUBBED_PARAMS", "Dialect")
@@ -38,9 +39,18 @@ class Dialect(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, *, backend_url: str, identity_header: str, signer: IdentitySigner | None) -> None:
+    def __init__(
+        self,
+        *,
+        backend_url: str,
+        identity_header: str,
+        signer: IdentitySigner | None,
+        datanodes: DataNodeRedirects | None = None,
+    ) -> None:
         self._identity_header = identity_header
         self._signer = signer
+        self.datanodes = datanodes
+        """Where the data steps of this route's redirects may go; ``None``: nowhere but the backend."""
         base = URL(backend_url) if backend_url else None
         self._backend = _origin_key(base) if base is not None and base.host else None
         # The backend names itself in bodies as it was addressed (the Host the proxy sends).
@@ -70,6 +80,14 @@ class Dialect(abc.ABC):
         """What to send upstream for ``request`` (whose origin-form target is
         ``raw_target``) on behalf of ``user``."""
         target = self.target(raw_target, user)
+        headers: tuple[tuple[str, str], ...] = ((self._identity_header, user),)
+        if self._signer is not None:
+            headers += ((SIGNATURE_HEADER, self._signer.sign(user, request.method, target)),)
+        return Forward(request.method, target, headers)
+
+    def forward_verbatim(self, request: web.Request, target: str, user: str) -> Forward:
+        """Like :meth:`forward`, for a ``target`` the backend itself made (a signed data-node
+        redirect): its query is kept as it is, only the identity header is added."""
         headers: tuple[tuple[str, str], ...] = ((self._identity_header, user),)
         if self._signer is not None:
             headers += ((SIGNATURE_HEADER, self._signer.sign(user, request.method, target)),)

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway.proxy import BodyRewriter
+from gateway.query import iter_params
 from gateway.wire import WireFormat
 
 from ._base import Dialect
@@ -21,3 +30,115 @@ class WebHdfsDialect(Dialect):
 
     def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
         return (("user.name", user),)
+
+    def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
+        """Also a NameNode's redirect to a DataNode, in the ``Location`` header or in the JSON of a
+        ``noredirect=true`` answer: with data-node patterns, to a gateway URL that carries the target
+        signed for this user; for a node no pattern allows, dropped.  Without data-node patterns the
+        route's redirects are left as the base class leaves them."""
+        if self.datanodes is None:  # no data nodes configured: redirects are the backend's own business
+            return super().rewrite_response_headers(headers, request)
+        location = headers.get(hdrs.LOCATION)
+        if location is not None and self._foreign(location, request):
+            del headers[hdrs.LOCATION]
+            signed = self._signed_location(location, request)
+            if signed is not None:
+                headers[hdrs.LOCATION] = signed
+        rewriter = super().rewrite_response_headers(headers, request)
+        noredirect = any(n == "noredirect" and v.lower() == "true" for _, n, v in iter_params(request.query_string))
+        if noredirect and _is_json_answer(headers):
+            return _NoRedirectBody(self, request, rewriter)
+        return rewriter
+
+    def _foreign(self, location: str, request: web.Request) -> bool:
+        """Whether ``location`` names neither the backend nor this gateway (as the client addressed it)."""
+        match = _ABSOLUTE.match(location)
+        if match is None or self._backend_relative(location) is not None:
+            return False
+        try:
+            url = URL(match.group(0))
+        except ValueError:
+            return True
+        return (url.scheme.lower(), (url.host or "").lower(), url.port) != (
+            request.scheme, request.url.host, request.url.port
+        )
+
+    def _signed_location(self, location: str, request: web.Request) -> str | None:
+        user = _user(request)
+        try:
+            url = URL(location, encoded=True)
+        except ValueError:
+            return None
+        if not url.host or self.datanodes is None or user is None or url.scheme not in ("http", "https"):
+            return None
+        node = f"{url.host}:{url.port}"
+        if not self.datanodes.allowed(node):
+            return None
+        signed = self.datanodes.sign(user, f"{url.scheme}://{node}", url.raw_path_qs)
+        return f"{request.scheme}://{request.host}{signed}"
+
+
+class _NoRedirectBody:
+    """The ``{"Location": ...}`` of a ``noredirect`` answer, signed or dropped as a redirect is;
+    any other body (or one over 64 KiB) passes through the origin rewriting alone."""
+
+    _LIMIT = 64 * 1024
+
+    def __init__(self, dialect: WebHdfsDialect, request: web.Request, inner: BodyRewriter | None) -> None:
+        self._dialect, self._request, self._inner = dialect, request, inner
+        self._buffer: bytearray | None = bytearray()
+
+    def _pass(self, data: bytes) -> bytes:
+        return data if self._inner is None else self._inner.feed(data)
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._buffer is None:
+            return self._pass(chunk)
+        self._buffer += chunk
+        if len(self._buffer) <= self._LIMIT:
+            return b""
+        data, self._buffer = bytes(self._buffer), None
+        return self._pass(data)
+
+    def finish(self) -> bytes:
+        tail = b""
+        if self._buffer is not None:
+            data, self._buffer = bytes(self._buffer), None
+            tail = self._rewrite(data)
+            if tail is not data:
+                return tail
+            tail = self._pass(data)
+        return tail + (self._inner.finish() if self._inner is not None else b"")
+
+    def _rewrite(self, data: bytes) -> bytes:
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return data
+        if not isinstance(doc, dict) or not isinstance(doc.get("Location"), str):
+            return data
+        if not self._dialect._foreign(doc["Location"], self._request):
+            return data
+        signed = self._dialect._signed_location(doc["Location"], self._request)
+        if signed is None:
+            return json.dumps({"RemoteException": {
+                "exception": "AccessControlException",
+                "javaClassName": "org.apache.hadoop.security.AccessControlException",
+                "message": "the data node is not one this gateway may forward to",
+            }}).encode()
+        doc["Location"] = signed
+        return json.dumps(doc).encode()
+
+
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # scheme and authority
+
+
+def _is_json_answer(headers: CIMultiDict[str]) -> bool:
+    return headers.get(hdrs.CONTENT_TYPE, "").partition(";")[0].strip().lower() == "application/json"
+
+
+def _user(request: web.Request) -> str | None:
+    from gateway.authfilter import IDENTITY  # here: the filter is above the dialects
+
+    token = request.get(IDENTITY)
+    return None if token is None else token.user

@@ -243,3 +243,89 @@ async def test_a_strange_host_makes_the_urls_paths(naming: tuple[Setup, str]) ->
     setup, backend = naming
     resp, raw = await setup.get("/?op=homedir", headers={"Cookie": f"hadoop.auth={mint('bob')}", "Host": 'a"b'})
     assert json.loads(raw) == {"homeDir": "/user/bob"}
+
+
+# -- data-node redirects --------------------------------------------------------------
+
+
+def namenode(datanode: str) -> web.Application:
+    """Redirects CREATE to ``datanode`` and OPEN to a node no pattern allows, as a NameNode does."""
+
+    async def handle(request: web.Request) -> web.Response:
+        user = request.query.get("user.name", "")
+        if request.query.get("noredirect") == "true":
+            node = datanode if request.query.get("op") == "CREATE" else "http://10.1.2.3:9864"
+            return web.json_response({"Location": f"{node}{request.path}?op=CREATE&user.name={user}"})
+        if request.query.get("op") == "CREATE":
+            raise web.HTTPTemporaryRedirect(
+                f"{datanode}{request.path}?op=CREATE&namenoderpcaddress=nn:8020&user.name={user}&delegation=NN-TOKEN"
+            )
+        raise web.HTTPTemporaryRedirect(f"http://10.1.2.3:9864{request.path}?op=OPEN&user.name={user}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+@pytest.fixture
+async def datanode_setup(tmp_path: Path, aiohttp_server: ServerFactory) -> tuple[Setup, str]:
+    main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
+    dn = str((await aiohttp_server(echo("datanode"))).make_url("")).rstrip("/")
+    nn = str((await aiohttp_server(namenode(dn))).make_url("")).rstrip("/")
+    routes = f"""
+[[routes]]
+prefix = "/webhdfs/v1/"
+backend = "{nn}"
+dialect = "webhdfs"
+datanodes = ["127.0.0.1:*"]
+"""
+    return await start_gateway(aiohttp_server, tmp_path, main, routes), dn
+
+
+async def test_a_datanode_redirect_goes_through_the_gateway_signed(datanode_setup: tuple[Setup, str]) -> None:
+    setup, dn = datanode_setup
+    bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
+    resp, _ = await setup.request("PUT", "/webhdfs/v1/a?op=CREATE&user.name=root", headers=bob)
+    assert resp.status == 307
+    location = resp.headers["Location"]
+    assert location.startswith(f"{setup.url}/webhdfs/v1/a?op=CREATE&namenoderpcaddress=nn:8020&user.name=bob&")
+    assert dn.split(":")[-1] not in location.split("authgateway.dn")[0]
+    target = location[len(setup.url):]
+    resp, raw = await setup.request("PUT", target, headers=bob, data=b"data")
+    assert resp.status == 200, raw
+    doc = json.loads(raw)
+    assert doc["backend"] == "datanode"
+    # The NameNode's query, its token too, reaches the data node as the NameNode wrote it.
+    assert doc["raw_path"] == "/webhdfs/v1/a?op=CREATE&namenoderpcaddress=nn:8020&user.name=bob&delegation=NN-TOKEN"
+    assert [v for k, v in doc["headers"] if k == "X-Forwarded-User"] == ["bob"]
+
+    alice = {"Cookie": f"hadoop.auth={mint('alice')}"}
+    resp, raw = await setup.request("PUT", target, headers=alice, data=b"data")
+    assert resp.status == 403
+    assert json.loads(raw)["RemoteException"]["exception"] == "AccessControlException"
+    for tampered in (target.replace("op=CREATE", "op=APPEND"), target.replace("127.0.0.1", "127.0.0.2"),
+                     target + "&authgateway.sig=0"):
+        resp, raw = await setup.request("PUT", tampered, headers=bob, data=b"data")
+        assert resp.status == 403, tampered
+
+
+async def test_a_redirect_to_a_node_no_pattern_allows_is_dropped(datanode_setup: tuple[Setup, str]) -> None:
+    setup, _ = datanode_setup
+    resp, raw = await setup.get("/webhdfs/v1/a?op=OPEN", headers={"Cookie": f"hadoop.auth={mint('bob')}"})
+    assert resp.status == 307
+    assert "Location" not in resp.headers
+    assert b"10.1.2.3" not in raw
+
+
+async def test_a_noredirect_location_is_signed_or_refused(datanode_setup: tuple[Setup, str]) -> None:
+    setup, dn = datanode_setup
+    bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
+    resp, raw = await setup.request("PUT", "/webhdfs/v1/a?op=CREATE&noredirect=true", headers=bob)
+    assert resp.status == 200
+    location = json.loads(raw)["Location"]
+    assert location.startswith(f"{setup.url}/webhdfs/v1/a?op=CREATE&user.name=bob&authgateway.dn=")
+    resp, raw = await setup.request("PUT", location[len(setup.url):], headers=bob, data=b"x")
+    assert json.loads(raw)["raw_path"] == "/webhdfs/v1/a?op=CREATE&user.name=bob"
+    resp, raw = await setup.request("PUT", "/webhdfs/v1/a?op=OPEN&noredirect=true", headers=bob)
+    assert b"10.1.2.3" not in raw
+    assert json.loads(raw)["RemoteException"]["exception"] == "AccessControlException"

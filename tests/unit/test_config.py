@@ -470,7 +470,7 @@ colour = "red"
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert info.value.problems == [
-        "routes[2].colour: unknown key (allowed: backend, dialect, prefix)",
+        "routes[2].colour: unknown key (allowed: backend, datanodes, dialect, prefix)",
         "routes[0].prefix = 'webhdfs/v1': must start and end with '/'",
         "routes[1].backend = 'ftp://alluxio': must be http://host:port or https://host:port or \"embedded\"",
         "routes[1].dialect = 's3': unknown dialect (known: hoop, webhdfs, alluxio, generic)",
@@ -500,4 +500,29 @@ def test_a_misspelt_embedded_is_one_problem(tmp_path: Path) -> None:
         load_config(path, env={})
     assert info.value.problems == [
         "routes[0].backend = 'embeded': must be http://host:port or https://host:port or \"embedded\""
+    ]
+
+
+def test_datanodes_belong_to_webhdfs_routes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[embedded]
+root = "{tmp_path / 'data'}"
+[[routes]]
+prefix = "/webhdfs/v1/"
+backend = "http://nn:9870"
+dialect = "webhdfs"
+datanodes = ["dn*.example:9864", "nohost"]
+[[routes]]
+prefix = "/api/v1/"
+dialect = "alluxio"
+datanodes = ["dn:1"]
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [
+        "routes[0].datanodes: 'nohost' must look like 'host:port' (wildcards * ?)",
+        "routes[1].datanodes: only a webhdfs route has data nodes",
     ]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from gateway.dialects import DIALECTS, SCRUBBED_PARAMS, Dialect
+from gateway.dialects import DIALECTS, SCRUBBED_PARAMS, DataNodeRedirects, Dialect
 from gateway.dialects._rewrite import OriginReplacer
 from gateway.identity import IdentitySigner
 from gateway.routing import Route, Router
@@ -186,3 +186,28 @@ def test_the_backend_origin_is_replaced(body: bytes, expected: bytes) -> None:
 def test_any_split_gives_what_one_piece_gives(parts: list[bytes], cuts: list[int]) -> None:
     data = b"".join(parts)
     assert replace_in_pieces(data, cuts) == replace_in_pieces(data, [])
+
+
+# -- signed data-node redirects --------------------------------------------------------
+
+def test_a_signed_data_step_verifies_only_for_its_user_node_and_time() -> None:
+    dn = DataNodeRedirects(b"k" * 32, ["dn*.example:9864"])
+    signed = dn.sign("bob", "http://dn1.example:9864", "/webhdfs/v1/a?op=OPEN&offset=3", now=1000)
+    assert dn.verify("bob", signed, now=1200) == ("http://dn1.example:9864", "/webhdfs/v1/a?op=OPEN&offset=3")
+    assert dn.verify("alice", signed, now=1200) is None
+    assert dn.verify("bob", signed, now=1301) is None  # expired
+    assert dn.verify("bob", signed.replace("offset=3", "offset=0"), now=1200) is None
+    assert dn.verify("bob", signed.replace("dn1", "dn2"), now=1200) is None
+    assert dn.verify("bob", signed + "&authgateway.sig=00", now=1200) is None
+    assert DataNodeRedirects(b"x" * 32, ["dn*.example:9864"]).verify("bob", signed, now=1200) is None
+    other = dn.sign("bob", "http://evil.example:9864", "/webhdfs/v1/a", now=1000)
+    assert dn.verify("bob", other, now=1200) is None  # signed, but no pattern allows it
+    assert dn.is_signed(signed) and not dn.is_signed("/webhdfs/v1/a?op=OPEN")
+
+
+@pytest.mark.parametrize(
+    ("node", "allowed"),
+    [("dn1.example:9864", True), ("DN1.EXAMPLE:9864", True), ("dn1.example:9865", False), ("x.dn1.example:9864", False)],
+)
+def test_datanode_patterns(node: str, allowed: bool) -> None:
+    assert DataNodeRedirects(b"k" * 32, ["dn*.example:9864"]).allowed(node) is allowed
