@@ -640,7 +640,7 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             raise ValueError
     except ValueError:
         problems.append(f"{name('embedded.umask')} = {embedded.umask!r}: must be an octal number up to 777")
-    from gateway.embedded._perm import parse_groups  # here: the embedded package imports this module
+    from gateway.embedded.store import parse_groups  # here: the embedded package imports this module
 
     for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses
         try:
