@@ -11,7 +11,7 @@ from yarl import URL
 
 from gateway.proxy import BodyRewriter
 from gateway.query import iter_params
-from gateway.wire import WireFormat
+from gateway.wire import Fault, WireFormat, webhdfs
 
 from ._base import Dialect
 
@@ -34,10 +34,8 @@ class WebHdfsDialect(Dialect):
     def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
         """Also a NameNode's redirect to a DataNode, in the ``Location`` header or in the JSON of a
         ``noredirect=true`` answer: with data-node patterns, to a gateway URL that carries the target
-        signed for this user; for a node no pattern allows, dropped.  Without data-node patterns the
-        route's redirects are left as the base class leaves them."""
-        if self.datanodes is None:  # no data nodes configured: redirects are the backend's own business
-            return super().rewrite_response_headers(headers, request)
+        signed for this user; for a node no pattern allows (every node, without patterns), dropped:
+        a client never learns, nor is sent to, an address behind the gateway."""
         location = headers.get(hdrs.LOCATION)
         if location is not None and self._foreign(location, request):
             del headers[hdrs.LOCATION]
@@ -121,15 +119,12 @@ class _NoRedirectBody:
             return data
         signed = self._dialect._signed_location(doc["Location"], self._request)
         if signed is None:
-            return json.dumps({"RemoteException": {
-                "exception": "AccessControlException",
-                "javaClassName": "org.apache.hadoop.security.AccessControlException",
-                "message": "the data node is not one this gateway may forward to",
-            }}).encode()
+            return json.dumps(webhdfs.body(Fault.ACCESS_DENIED, _REFUSED_NODE)).encode()
         doc["Location"] = signed
         return json.dumps(doc).encode()
 
 
+_REFUSED_NODE = "the data node is not one this gateway may forward to"
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # scheme and authority
 
 

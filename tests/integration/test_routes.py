@@ -329,3 +329,26 @@ async def test_a_noredirect_location_is_signed_or_refused(datanode_setup: tuple[
     resp, raw = await setup.request("PUT", "/webhdfs/v1/a?op=OPEN&noredirect=true", headers=bob)
     assert b"10.1.2.3" not in raw
     assert json.loads(raw)["RemoteException"]["exception"] == "AccessControlException"
+
+
+async def test_without_datanode_patterns_no_redirect_leaves_the_gateway(
+    tmp_path: Path, aiohttp_server: ServerFactory
+) -> None:
+    # A NameNode's redirects to its DataNodes are refused unless a pattern allows them:
+    # the client is never sent to, nor told of, an address behind the gateway.
+    main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
+    dn = str((await aiohttp_server(echo("datanode"))).make_url("")).rstrip("/")
+    nn = str((await aiohttp_server(namenode(dn))).make_url("")).rstrip("/")
+    routes = f'\n[[routes]]\nprefix = "/webhdfs/v1/"\nbackend = "{nn}"\ndialect = "webhdfs"\n'
+    setup = await start_gateway(aiohttp_server, tmp_path, main, routes)
+    bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
+    resp, raw = await setup.request("PUT", "/webhdfs/v1/a?op=CREATE", headers=bob)
+    assert resp.status == 307
+    assert "Location" not in resp.headers
+    assert dn.split(":")[-1].encode() not in raw
+    resp, raw = await setup.request("PUT", "/webhdfs/v1/a?op=CREATE&noredirect=true", headers=bob)
+    assert json.loads(raw) == {"RemoteException": {
+        "exception": "AccessControlException",
+        "javaClassName": "org.apache.hadoop.security.AccessControlException",
+        "message": "the data node is not one this gateway may forward to",
+    }}
