@@ -71,12 +71,15 @@ class AuthenticationError(Exception):
     shown to the client, so it must never contain a token or a secret.
     """
 
-    def __init__(self, message: str, *, status: int = 401) -> None:
+    def __init__(self, message: str, *, status: int = 401, headers: tuple[tuple[str, str], ...] = ()) -> None:
         if status not in (400, 401, 403):
             raise ValueError(f"status must be 400, 401 or 403, not {status}")
         super().__init__(message)
         self.message = message
         self.status = status
+        # Sent with the refusal: e.g. the mutual-authentication token of a
+        # handshake that succeeded before the principal was turned away.
+        self.headers = headers
 
 
 class AuthScheme(abc.ABC):

@@ -347,9 +347,15 @@ class KerberosScheme(AuthScheme):
             raise RuntimeError("KerberosScheme.authenticate called before start()")
         accepted = await asyncio.get_running_loop().run_in_executor(self._executor, self._accept, self._creds, token)
         principal = accepted.principal
+        # The handshake succeeded whatever follows: the reply token goes with a
+        # refusal too, so a client that requires mutual authentication
+        # (requests-kerberos, fsspec) believes the 403 and reads its body.
+        headers: tuple[tuple[str, str], ...] = ()
+        if accepted.reply:
+            headers = ((hdrs.WWW_AUTHENTICATE, f"{NEGOTIATE} {base64.b64encode(accepted.reply).decode('ascii')}"),)
         if self._allowed and not any(fnmatch.fnmatchcase(principal, glob) for glob in self._allowed):
             log.info("kerberos: %s is not in allowed_principals", principal)
-            raise AuthenticationError(f"Kerberos principal {principal} is not allowed in", status=403)
+            raise AuthenticationError(f"Kerberos principal {principal} is not allowed in", status=403, headers=headers)
         # 403, not 401: the ticket was valid, so challenging the client to
         # present it again would only repeat the refusal.
         try:
@@ -357,7 +363,9 @@ class KerberosScheme(AuthScheme):
         except (NoMatchingRuleError, InvalidPrincipalError) as exc:
             log.info("kerberos: no user name for %s: %s", principal, exc)
             raise AuthenticationError(
-                f"Kerberos principal {principal} maps to no user name (auth_to_local): {exc}", status=403
+                f"Kerberos principal {principal} maps to no user name (auth_to_local): {exc}",
+                status=403,
+                headers=headers,
             ) from exc
         problem = check_user_name(user)
         if problem:
@@ -366,13 +374,11 @@ class KerberosScheme(AuthScheme):
                 f"Kerberos principal {principal} maps to {user!r}, which is not an acceptable user name: "
                 + problem.replace("user.name", "the name"),
                 status=403,
+                headers=headers,
             )
         expires_at = None
         if accepted.lifetime != _GSS_INDEFINITE:
             expires_at = time.time() + max(accepted.lifetime - _MIT_CLOCKSKEW, 0)
-        headers: tuple[tuple[str, str], ...] = ()
-        if accepted.reply:
-            headers = ((hdrs.WWW_AUTHENTICATE, f"{NEGOTIATE} {base64.b64encode(accepted.reply).decode('ascii')}"),)
         log.debug("kerberos: %s authenticated as %s for %s", principal, user, accepted.service)
         return Authenticated(user, principal, self.type_name, expires_at=expires_at, headers=headers)
 

@@ -130,7 +130,7 @@ class AuthFilter:
                 )
                 if sent:
                     request[_COOKIE_ACTION] = _CLEAR
-                headers: CIMultiDict[str] = CIMultiDict()
+                headers: CIMultiDict[str] = CIMultiDict(exc.headers)
                 if exc.status == 401:
                     for other in self._schemes:
                         headers.add(hdrs.WWW_AUTHENTICATE, other.challenge.www_authenticate)

@@ -16,7 +16,6 @@ from typing import Any
 
 import fsspec  # type: ignore[import-untyped]
 import pytest
-import requests
 from hdfs import HdfsError  # type: ignore[import-untyped]
 from hdfs.ext.kerberos import KerberosClient  # type: ignore[import-untyped]
 
@@ -126,29 +125,6 @@ def test_fsspec_webhdfs_with_kerberos(gw: GatewayProcess, kdc: KdcRealm, monkeyp
         fs.mkdir("/elsewhere")
 
 
-def test_fsspec_webhdfs_with_kerberos_for_a_principal_not_allowed(
-    gw: GatewayProcess, kdc: KdcRealm, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    as_user(kdc, monkeypatch, "mallory")
-    fs = fsspec.filesystem(
-        "webhdfs", host="localhost", port=gw.port, kerberos=True, use_https=False, skip_instance_cache=True
-    )
-    # requests-kerberos requires mutual authentication by default and hides the
-    # body of a response without the server's token: fsspec sees a bare 403.
-    with pytest.raises(requests.HTTPError, match="403 Client Error"):
-        fs.info("/")
-    with pytest.raises(requests.HTTPError, match="403 Client Error"):
-        fs.mkdir("/user/mallory")
-    assert not (gw.root / "user/mallory").exists()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway defect: authplugins/kerberos.py answers 403 for a principal not in allowed_principals "
-    "without the accepted context's reply token (WWW-Authenticate: Negotiate ...), so requests-kerberos "
-    "with mutual authentication REQUIRED (fsspec's default) sanitizes the body and fsspec cannot raise "
-    "PermissionError with the RemoteException's message",
-)
 def test_fsspec_webhdfs_with_kerberos_reports_the_refusal_as_permission_error(
     gw: GatewayProcess, kdc: KdcRealm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -156,5 +132,10 @@ def test_fsspec_webhdfs_with_kerberos_reports_the_refusal_as_permission_error(
     fs = fsspec.filesystem(
         "webhdfs", host="localhost", port=gw.port, kerberos=True, use_https=False, skip_instance_cache=True
     )
+    # The 403 carries the handshake's reply token, so requests-kerberos (mutual
+    # authentication REQUIRED, fsspec's default) lets fsspec read the RemoteException.
     with pytest.raises(PermissionError, match="mallory@EXAMPLE.COM is not allowed"):
         fs.info("/")
+    with pytest.raises(PermissionError, match="mallory@EXAMPLE.COM is not allowed"):
+        fs.mkdir("/user/mallory")
+    assert not (gw.root / "user/mallory").exists()
