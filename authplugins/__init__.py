@@ -32,6 +32,7 @@ __all__ = (
     "Authenticated",
     "AuthenticationError",
     "Challenge",
+    "ConfigError",
     "SCHEME_TYPES",
     "scheme_class",
 )
@@ -61,6 +62,19 @@ class Challenge:
     """No usable credentials for this scheme: offer ``www_authenticate``."""
 
     www_authenticate: str
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` holds one line per problem.
+
+    Defined with the contract so a scheme can report a problem found when it
+    starts (an unreadable keytab) without importing the gateway;
+    ``gateway.config`` raises the same class.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in self.problems))
 
 
 class AuthenticationError(Exception):

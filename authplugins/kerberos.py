@@ -40,10 +40,20 @@ import gssapi
 import gssapi.exceptions
 from aiohttp import hdrs, web
 
-from authplugins import Authenticated, AuthenticationError, AuthScheme, Challenge
-from authplugins._kerberos_name import AuthToLocal, InvalidPrincipalError, NoMatchingRuleError, RuleSyntaxError
-from authplugins.simple import check_user_name
-from gateway.config import ConfigError
+from authplugins import (
+    Authenticated,
+    AuthenticationError,
+    AuthScheme,
+    Challenge,
+    ConfigError,
+)
+from authplugins._kerberos_name import (
+    AuthToLocal,
+    InvalidPrincipalError,
+    NoMatchingRuleError,
+    RuleSyntaxError,
+)
+from authplugins._username import check_user_name
 
 __all__ = ("KerberosOptions", "KerberosScheme", "read_keytab_principals")
 

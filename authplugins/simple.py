@@ -8,37 +8,20 @@ grammar so that it is safe in a cookie, a header, a log line and a path.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from authplugins import Authenticated, AuthenticationError, AuthScheme, Challenge
-from gateway.query import param_values
+from authplugins._username import MAX_USER_NAME, check_user_name
+from authplugins.query import param_values
 
-__all__ = ("SimpleOptions", "SimpleScheme", "USER_NAME_PARAM", "check_user_name")
+__all__ = ("MAX_USER_NAME", "SimpleOptions", "SimpleScheme", "USER_NAME_PARAM", "check_user_name")
 
 USER_NAME_PARAM = "user.name"
 ANONYMOUS = "anonymous"
-MAX_USER_NAME = 64
-# HttpFS's default user pattern (dfs.webhdfs.user.provider.user.pattern).
-_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*\$?")
 # hadoop-auth's PseudoAuthenticationHandler offers this challenge.
 _CHALLENGE = Challenge("PseudoAuth")
-
-
-def check_user_name(name: str) -> str | None:
-    """Return why ``name`` is not an acceptable user name, or ``None``."""
-    if not name:
-        return "user.name is empty"
-    if len(name) > MAX_USER_NAME:
-        return f"user.name is longer than {MAX_USER_NAME} characters"
-    if not _USER_NAME.fullmatch(name):
-        return (
-            "user.name must start with a letter or '_' and contain only letters, digits, "
-            "'.', '_' and '-' (optionally ending in '$')"
-        )
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from authplugins import SCHEME_TYPES, AuthScheme, scheme_class
+from authplugins import SCHEME_TYPES, AuthScheme, ConfigError, scheme_class
 from gateway.dialects import DIALECTS
 
 __all__ = (
@@ -64,14 +64,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ENV_ALIASES: Mapping[str, str] = {"AUTHGATEWAY_LOG_LEVEL": "log.level"}
 # Addresses a listener binds on every interface of its family.
 _WILDCARDS = frozenset({"0.0.0.0", "::"})
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in self.problems))
 
 
 def _help(text: str) -> dict[str, str]:

@@ -11,9 +11,9 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
+from authplugins.query import rewrite_query
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
 from gateway.proxy import BodyRewriter, Forward
-from gateway.query import rewrite_query
 from gateway.wire import Fault, WireFormat, error_response, fault_for_status
 
 from ._datanode import DataNodeRedirects

@@ -17,7 +17,7 @@ import hmac
 import time
 from collections.abc import Sequence
 
-from gateway.query import encode_param, iter_params, rewrite_query
+from authplugins.query import encode_param, iter_params, rewrite_query
 
 __all__ = ("DataNodeRedirects", "SIGNED_PARAMS")
 

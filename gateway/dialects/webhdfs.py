@@ -9,8 +9,8 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
+from authplugins.query import iter_params
 from gateway.proxy import BodyRewriter
-from gateway.query import iter_params
 from gateway.wire import Fault, WireFormat, webhdfs
 
 from ._base import Dialect

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from authplugins.query import encode_param, param_values, rewrite_query
 from gateway.cookie import CookieCodec, KeyRing, SessionToken
 from gateway.cookieheader import iter_cookies, strip_cookies
-from gateway.query import encode_param, param_values, rewrite_query
 
 NOW = 1_000_000_000
 
@@ -75,7 +75,7 @@ def test_scrubbing_drops_only_our_pair_and_the_blank_before_it(header: str, kept
     assert strip_cookies(header, {"hadoop.auth"}) == kept
 
 
-# -- gateway/query.py ------------------------------------------------------------------
+# -- authplugins/query.py --------------------------------------------------------------
 
 
 def test_undecodable_bytes_stay_distinct() -> None:

@@ -1,4 +1,4 @@
-"""Properties of the query reader and rewriter (``gateway/query.py``).
+"""Properties of the query reader and rewriter (``authplugins/query.py``).
 
 After the identity parameters are rewritten the backend can read exactly one
 ``user.name``, ours, and no ``doas``, under the widest reading; every other
@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.query import encode_param, iter_params, param_values, rewrite_query
+from authplugins.query import encode_param, iter_params, param_values, rewrite_query
 
 PROPERTY = settings(derandomize=True, deadline=None, max_examples=100)
 

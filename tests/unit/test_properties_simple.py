@@ -22,6 +22,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from authplugins import Authenticated, AuthenticationError, Challenge
+from authplugins.query import param_values
 from authplugins.simple import (
     ANONYMOUS,
     MAX_USER_NAME,
@@ -29,7 +30,6 @@ from authplugins.simple import (
     SimpleScheme,
     check_user_name,
 )
-from gateway.query import param_values
 
 PROPERTY = settings(derandomize=True, deadline=None, max_examples=100)
 

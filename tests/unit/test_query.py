@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.query import param_values, rewrite_query
+from authplugins.query import param_values, rewrite_query
 
 DROP = frozenset({"user.name", "doas"})
 

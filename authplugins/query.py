@@ -4,6 +4,9 @@ Backends disagree on what separates parameters and how names are spelled, so
 for anything that touches identity we take the widest reading: ``&`` and
 ``;`` both separate, names are percent- and ``+``-decoded and compared case
 insensitively.  Pairs we keep are forwarded exactly as the client wrote them.
+
+It lives here, below both, because the simple scheme reads ``user.name`` by
+exactly the reading by which the gateway's dialects scrub it.
 """
 
 from __future__ import annotations
