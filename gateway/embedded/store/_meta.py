@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ("InodeMeta", "MetaStore")
+__all__ = ("InodeMeta", "MetaStore", "open_db")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inode (
@@ -46,18 +46,24 @@ def _subtree_clause(path: str) -> tuple[str, tuple[object, ...]]:
     return "(path = ? OR substr(path, 1, ?) = ?)", (path, len(path) + 1, path + "/")
 
 
+def open_db(db_file: Path, schema: str) -> sqlite3.Connection:
+    """The state database of a served root (WAL, shared by its processes), with ``schema`` applied."""
+    db = sqlite3.connect(db_file, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(schema)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class MetaStore:
     """Owner, group, permission, replication and block size per HDFS path."""
 
     def __init__(self, db_file: Path) -> None:
-        self._db = sqlite3.connect(db_file, isolation_level=None)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = open_db(db_file, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

@@ -31,14 +31,20 @@ from typing import Any, Protocol
 
 from ...config import EmbeddedConfig
 from ._errors import BadRequestError, NotFoundError
-from ._host import HostTree
+from ._host import HostTree, is_missing
 from ._io import CHUNK_SIZE, FileSink, FileSource, finish
 from ._meta import InodeMeta, MetaStore
-from ._host import is_missing
-from ._namespace import DEFAULT_BLOCK_SIZE, TMP_DIR, TRASH_DIR, Inode, Namespace, host_failure
+from ._namespace import (
+    DEFAULT_BLOCK_SIZE,
+    TMP_DIR,
+    TRASH_DIR,
+    Inode,
+    Namespace,
+    host_failure,
+)
 from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path, parse_hdfs_path
-from ._streams import StreamKind, StreamRecord, StreamTable
 from ._perm import DEFAULT_DIR_PERM, FsAction, GroupMap, Principal, parse_groups
+from ._streams import StreamKind, StreamRecord, StreamTable
 
 __all__ = ("Body", "ContentSummary", "FileChecksum", "Reader", "Store")
 
@@ -389,6 +395,24 @@ class Store:
 
     # -- writing ------------------------------------------------------------------
 
+    async def _append_body(self, fd: int, body: Body, expected: int | None) -> int:
+        """Lock ``fd`` (open for appending), append the whole ``body`` and sync; return the bytes written.
+
+        On any failure the file is cut back to its old size.  ``fd`` is closed either way.
+        """
+        await self._locked(fd)
+        sink = FileSink(fd)
+        done = False
+        try:
+            await self._receive(body, expected, sink)
+            await self.run(sink.sync)
+            done = True
+        finally:
+            if not done:
+                await finish(self.pool, sink.truncate_back)
+            await finish(self.pool, sink.close)
+        return sink.written
+
     async def _receive(self, body: Body, expected: int | None, sink: FileSink) -> None:
         """Copy the whole body into ``sink``; raise unless it all arrived."""
         while True:
@@ -462,17 +486,7 @@ class Store:
         check_not_reserved(parts)
         async with self.append_lock(hdfs_path(parts)):
             _inode, fd = self.ns.open_for_append(principal, parts)
-            await self._locked(fd)
-            sink = FileSink(fd)
-            done = False
-            try:
-                await self._receive(body, expected, sink)
-                await self.run(sink.sync)
-                done = True
-            finally:
-                if not done:
-                    await finish(self.pool, sink.truncate_back)
-                await finish(self.pool, sink.close)
+            await self._append_body(fd, body, expected)
 
     async def truncate(self, principal: Principal, parts: Parts, new_length: int) -> None:
         """Cut the file to ``new_length`` bytes (WRITE on it); longer than the file is a bad request."""
@@ -667,19 +681,9 @@ class Store:
                 if is_missing(exc):
                     raise NotFoundError(f"Stream {stream_id} does not exist") from exc
                 raise host_failure(exc, record.path) from exc
-            await self._locked(fd)
-            sink = FileSink(fd)
-            done = False
-            try:
-                await self._receive(body, expected, sink)
-                await self.run(sink.sync)
-                done = True
-            finally:
-                if not done:
-                    await finish(self.pool, sink.truncate_back)
-                await finish(self.pool, sink.close)
+            written = await self._append_body(fd, body, expected)
             self.streams.update(stream_id, expires_ms=_now_ms() + self.stream_ttl_ms)
-            return sink.written
+            return written
 
     async def stream_read(self, principal: Principal, stream_id: int) -> Reader:
         """What the read stream has left; reading consumes it (permissions checked again)."""

@@ -17,6 +17,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._meta import open_db
+
 __all__ = ("StreamKind", "StreamRecord", "StreamTable")
 
 _SCHEMA = """
@@ -65,14 +67,7 @@ class StreamTable:
     """The open streams of one served root, shared by every process that serves it."""
 
     def __init__(self, db_file: Path) -> None:
-        self._db = sqlite3.connect(db_file, isolation_level=None)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = open_db(db_file, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()
