@@ -21,7 +21,7 @@ from gateway.dialects import DIALECTS, DataNodeRedirects
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
 from gateway.proxy import UpstreamError, UpstreamProxy, origin_form
-from gateway.routing import Route, Router
+from gateway.routing import AmbiguousPath, Route, Router
 from gateway.serving import InFlight
 
 __all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
@@ -86,7 +86,11 @@ def build_gateway_app(
         if target is None:
             request[ROUTE] = router.default
             return route_error(request, 400, "The request target must be a path (or an absolute URL)")
-        request[ROUTE] = router.resolve(target.partition("?")[0])
+        try:
+            request[ROUTE] = router.resolve(target.partition("?")[0])
+        except AmbiguousPath as exc:
+            request[ROUTE] = exc.route
+            return route_error(request, 400, "The path leads elsewhere once decoded: write it without escapes or dot segments")
         request[_TARGET] = target
         return await handler(request)
 
@@ -96,7 +100,10 @@ def build_gateway_app(
         # refused.  The answer waits until the filter has let the request in.
         if request.version == HttpVersion11 and request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
             target = origin_form(request.raw_path)
-            matched = router.resolve(target.partition("?")[0]) if target is not None else router.default
+            try:
+                matched = router.resolve(target.partition("?")[0]) if target is not None else router.default
+            except AmbiguousPath as exc:
+                matched = exc.route
             return matched.dialect.error_response(417, "Only 'Expect: 100-continue' is supported")
         return None
 

@@ -8,12 +8,26 @@ route's dialect.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from gateway.dialects import Dialect
 
-__all__ = ("Route", "Router", "prefix_problem")
+__all__ = ("Route", "Router", "prefix_problem", "AmbiguousPath")
+
+
+class AmbiguousPath(ValueError):
+    """The raw path and the path a backend would see after decoding lead to different routes.
+
+    ``route`` is the raw path's (its format answers the refusal); the
+    message is the decoded path's route prefix.
+    """
+
+    def __init__(self, route: Route, decoded_prefix: str) -> None:
+        super().__init__(decoded_prefix)
+        self.route = route
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +82,34 @@ class Router:
         return self._routes[-1]
 
     def resolve(self, path: str) -> Route:
-        """The route with the longest prefix that ``path`` (the raw, undecoded path) starts with."""
+        """The route of ``path``, the raw (undecoded) path of a request target.
+
+        A backend decodes escapes and dot segments before it looks at a path,
+        so ``/%77ebhdfs/v1/x`` or ``/a/../webhdfs/v1/x`` would reach the
+        WebHDFS face through the route for ``/``, with that route's identity
+        and rules.  The raw path is forwarded as the client wrote it; it
+        must therefore lead to the same route as its decoded, normalized
+        form, or the request is refused (:class:`AmbiguousPath`).
+        """
+        route = self._match(path)
+        if "%" in path or "/." in path or "//" in path:
+            decoded = _normalized(path)
+            other = self._match(decoded)
+            if other is not route:
+                raise AmbiguousPath(route, other.prefix)
+        return route
+
+    def _match(self, path: str) -> Route:
         for route in self._routes:
             if route.matches(path):
                 return route
         raise AssertionError("unreachable: the '/' route matches every path")
+
+
+def _normalized(path: str) -> str:
+    """``path`` decoded and with its dot segments and repeated slashes resolved, as a backend reads it."""
+    decoded = unquote(path, errors="surrogateescape")
+    normal = posixpath.normpath("/" + decoded.lstrip("/"))
+    if decoded.endswith("/") and not normal.endswith("/"):
+        normal += "/"  # "/webhdfs/v1/" stays inside its route
+    return normal

@@ -141,6 +141,27 @@ async def test_spoofing_is_scrubbed_on_every_route(routed: Setup, path: str, ide
     assert names.count("x-authgateway-signature") == 1 and headers["x-authgateway-signature"] != "1:" + "0" * 64
 
 
+@pytest.mark.parametrize(
+    ("target", "key"),
+    [
+        ("/%77ebhdfs/v1/a?op=LISTSTATUS", "exception"),  # "/" route: Hoop's format
+        ("/x/../api/v1/paths//a/exists", "exception"),
+        ("/webhdfs%2Fv1/a?op=OPEN", "exception"),
+        ("/webhdfs/v1/../../a?op=list", "RemoteException"),  # the raw path's route answers
+        ("/api/v1/paths/%2e%2e/%2e%2e/%2e%2e/plain/x", "statusCode"),
+    ],
+)
+async def test_a_path_that_decodes_into_another_route_is_refused(routed: Setup, target: str, key: str) -> None:
+    """Escapes and dot segments cannot steer a request past its route's dialect (and its identity)."""
+    status = 500 if key == "statusCode" else 400  # the Alluxio proxy answers its failures with 500
+    resp, raw = await routed.get(target + ("&" if "?" in target else "?") + "user.name=bob")
+    assert resp.status == status, raw
+    doc = json.loads(raw)
+    assert key in doc and "decoded" in json.dumps(doc), doc
+    resp, raw = await routed.get(target, headers={"Cookie": f"hadoop.auth={mint('bob')}"})
+    assert resp.status == status and "backend" not in json.loads(raw)
+
+
 async def test_a_cookie_from_one_route_serves_every_route(routed: Setup) -> None:
     resp, _ = await routed.get("/a?user.name=bob")
     cookie = resp.headers["Set-Cookie"].split(";", 1)[0]

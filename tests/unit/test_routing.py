@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import posixpath
 
 import pytest
+import yarl
 from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +15,7 @@ from multidict import CIMultiDict
 from gateway.dialects import DIALECTS, SCRUBBED_PARAMS, DataNodeRedirects, Dialect
 from gateway.dialects._rewrite import OriginReplacer
 from gateway.identity import IdentitySigner
-from gateway.routing import Route, Router
+from gateway.routing import AmbiguousPath, Route, Router
 from gateway.wire import WireFormat
 
 
@@ -39,12 +41,53 @@ def router(*prefixes: str) -> Router:
         ("/WEBHDFS/v1/a", "/"),
         ("/api/v1/paths//a/exists", "/api/v1/"),
         ("/api/v1/streams/1/read", "/api/v1/streams/"),
-        ("/%77ebhdfs/v1/a", "/"),
+        ("/webhdfs/v1/a%20b/../c", "/webhdfs/v1/"),
+        ("/webhdfs/v1/a%2Fb", "/webhdfs/v1/"),
+        ("/api/v1/paths//a//b/./exists", "/api/v1/"),
+        ("/x/%2e%2e/y", "/"),
+        ("//x", "/"),
     ],
 )
 def test_the_longest_prefix_wins(path: str, prefix: str) -> None:
     r = router("/", "/webhdfs/v1/", "/webhdfs/", "/api/v1/", "/api/v1/streams/")
     assert r.resolve(path).prefix == prefix
+
+
+@pytest.mark.parametrize(
+    ("path", "decoded_route"),
+    [
+        ("/%77ebhdfs/v1/a", "/webhdfs/v1/"),
+        ("/webhdfs%2Fv1/a", "/webhdfs/v1/"),
+        ("/x/../webhdfs/v1/a", "/webhdfs/v1/"),
+        ("/x/%2e%2e/api/v1/paths//a/exists", "/api/v1/"),
+        ("//webhdfs/v1/a", "/webhdfs/v1/"),
+        ("/webhdfs/v1/../../x", "/"),
+        ("/webhdfs/v1/%2e%2e/x", "/webhdfs/"),
+        ("/api/v1/streams/./../x", "/api/v1/"),
+    ],
+)
+def test_a_path_that_decodes_into_another_route_is_ambiguous(path: str, decoded_route: str) -> None:
+    """A backend decodes escapes and dot segments: the raw path must not pick a different route than that."""
+    r = router("/", "/webhdfs/v1/", "/webhdfs/", "/api/v1/", "/api/v1/streams/")
+    with pytest.raises(AmbiguousPath) as caught:
+        r.resolve(path)
+    assert str(caught.value) == decoded_route
+
+
+@given(st.text(alphabet="/.%2efwebhdsv1api", max_size=24))
+def test_a_path_resolves_as_a_backend_would_read_it_or_not_at_all(tail: str) -> None:
+    """What an aiohttp backend sees (escapes decoded), and that with its dot segments resolved
+    (as Jetty does), both lead to the route the gateway chose."""
+    r = router("/", "/webhdfs/v1/", "/webhdfs/", "/api/v1/", "/api/v1/streams/")
+    path = "/" + tail
+    try:
+        route = r.resolve(path)
+    except AmbiguousPath:
+        return
+    seen = yarl.URL.build(path=path, encoded=True).path
+    assert r.resolve(seen) is route
+    normal = posixpath.normpath("/" + seen.lstrip("/")) + ("/" if seen.endswith("/") else "")
+    assert r.resolve(normal.replace("//", "/")) is route
 
 
 def test_order_of_declaration_does_not_matter() -> None:
