@@ -1,0 +1,2 @@
+// Package alluxio provides the Alluxio file system client.
+package alluxio

@@ -1,0 +1,2 @@
+// Package option contains types for method options.
+package option

@@ -1,0 +1,4 @@
+package option
+
+// Exists holds the options for checking whether a path exists.
+type Exists struct{}

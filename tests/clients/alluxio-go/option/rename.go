@@ -1,0 +1,4 @@
+package option
+
+// Rename holds the options for renaming a path.
+type Rename struct{}

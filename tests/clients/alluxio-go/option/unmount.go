@@ -1,0 +1,4 @@
+package option
+
+// Unmount holds the options for unmounting a path.
+type Unmount struct{}

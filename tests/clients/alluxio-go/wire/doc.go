@@ -1,0 +1,2 @@
+// Package wire contains Alluxio file system wire types.
+package wire
