@@ -1,16 +1,21 @@
 """The Kerberos half of scripts/bench.py: Apache httpd + mod_auth_gssapi, and a SPNEGO load client.
 
 * :func:`apache` runs Apache httpd in the foreground from its own minimal
-  configuration (mpm_event, Debian's shipped thread settings) in a temporary
-  directory: ``/file.bin`` served from disk and ``/nginx/`` proxied to the
-  benchmark's nginx origin, both behind mod_auth_gssapi with a session cookie.
+  configuration (mpm_event, threads enough for every benchmark connection, no
+  child reaped or spawned during a run) in a temporary directory:
+  ``/file.bin`` served from disk and ``/nginx/`` proxied to the benchmark's
+  nginx origin, both behind mod_auth_gssapi with a session cookie.
 * :func:`spnego_load` is the load generator for full SPNEGO on every request,
-  the same for every server: client processes, each with its own copy of the
-  user's credential cache (TGT and service ticket) in memory, making a fresh
-  token per request with python-gssapi and sending it pre-emptively on raw
-  HTTP/1.1 keep-alive connections, with no cookie.
-* :func:`token_rate` is how fast one client process makes tokens and nothing
-  else: the ceiling of that client per core.
+  the same for every server: the tokens are made in advance (a fresh
+  security context each, by python-gssapi in as many processes as there are
+  cores, from the user's credential cache holding the TGT and the service
+  ticket), then client processes send each of them once, pre-emptively, on
+  raw HTTP/1.1 keep-alive connections, with no cookie.  Making tokens thus
+  costs the client no CPU while the clock runs.
+* :func:`token_rate` is how fast one process makes tokens and nothing else.
+* :func:`process_tree` and :func:`cpu_seconds` / :func:`rss_bytes` account a
+  server's processes (all its descendants: nginx's and Apache's children,
+  the gateway's workers).
 """
 
 from __future__ import annotations
@@ -30,13 +35,36 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ("LoadResult", "apache", "cpu_seconds", "process_tree", "replay_statuses", "spnego_load", "token_rate")
+__all__ = (
+    "APACHE_MPM", "LoadResult", "apache", "cpu_seconds", "make_requests", "process_tree", "replay_statuses",
+    "rss_bytes", "spnego_load", "token_rate",
+)
 
 SERVICE = "HTTP@localhost"
 _MODULES = "/usr/lib/apache2/modules"
 # The user Debian's apache2 package runs as: httpd refuses to serve as root.
 _APACHE_USER = "www-data"
+
+# Apache's best configuration for this job on a small machine: mpm_event (threads run on every core;
+# the keep-alive connections waiting for their next request hold no thread), all children started at
+# once and never reaped (a child reaped as idle between or during runs closes keep-alive connections
+# under wrk), and a thread for each of up to 256 busy connections (Debian ships 2 children x 25 threads,
+# MaxRequestWorkers 150, MaxSpareThreads 75).  Keep-alive unlimited, like the gateway, so neither server
+# is timed reconnecting (Debian ships MaxKeepAliveRequests 100).
+APACHE_MPM = """\
+StartServers 4
+ServerLimit 4
+ThreadLimit 64
+ThreadsPerChild 64
+MaxRequestWorkers 256
+MinSpareThreads 64
+MaxSpareThreads 256
+MaxConnectionsPerChild 0
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 5"""
 
 APACHE_CONF = """
 ServerRoot {root}
@@ -58,19 +86,7 @@ LoadModule auth_gssapi_module {modules}/mod_auth_gssapi.so
 LoadModule proxy_module {modules}/mod_proxy.so
 LoadModule proxy_http_module {modules}/mod_proxy_http.so
 
-# Debian's shipped mods-available/mpm_event.conf, except MaxSpareThreads (75 there): a
-# child reaped as idle between or during runs closes keep-alive connections under wrk.
-StartServers 2
-MinSpareThreads 25
-MaxSpareThreads 150
-ThreadLimit 64
-ThreadsPerChild 25
-MaxRequestWorkers 150
-MaxConnectionsPerChild 0
-# Debian ships 100; unlimited, like the gateway, so neither server is timed reconnecting.
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 5
+{mpm}
 
 DocumentRoot {www}
 <Directory />
@@ -101,16 +117,31 @@ def _stat(pid: int) -> list[str]:
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its direct children (Apache's parent and its server processes)."""
-    children = []
+    """``pid`` and all its descendants, ``pid`` first."""
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if int(_stat(int(entry))[1]) == pid:
-                    children.append(int(entry))
-            except (OSError, IndexError):
+                children.setdefault(int(_stat(int(entry))[1]), []).append(int(entry))
+            except (OSError, IndexError, ValueError):
                 continue
-    return [pid, *children]
+    tree = [pid]
+    for parent in tree:  # grows while it is walked: breadth first
+        tree.extend(children.get(parent, ()))
+    return tree
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """The resident set sizes of the processes still alive, summed."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -134,16 +165,19 @@ class Apache:
     port: int
     pid: int
     rcache_dir: Path
+    command: list[str]
+    conf: Path
 
 
 @contextmanager
 def apache(
-    tmp: Path, *, port: int, origin: int, www: Path, keytab: Path, env: Mapping[str, str]
+    tmp: Path, *, port: int, origin: int, www: Path, keytab: Path, env: Mapping[str, str], mpm: str = APACHE_MPM
 ) -> Iterator[Apache]:
     """Run Apache httpd with mod_auth_gssapi on ``127.0.0.1:port`` until the block ends.
 
     ``env`` is the realm's environment; the replay cache stays the Kerberos
-    default (file2), in Apache's own directory.
+    default (file2), in Apache's own directory.  ``mpm`` holds the process,
+    thread and keep-alive directives.
     """
     root = tmp / "apache"
     root.mkdir(mode=0o700)
@@ -159,7 +193,8 @@ def apache(
     conf = root / "httpd.conf"
     conf.write_text(
         APACHE_CONF.format(
-            root=root, port=port, user=user, modules=_MODULES, www=www, keytab=own_keytab, origin=origin
+            root=root, port=port, user=user, modules=_MODULES, www=www, keytab=own_keytab, origin=origin,
+            mpm=mpm,
         )
     )
     apache2 = shutil.which("apache2", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
@@ -167,13 +202,12 @@ def apache(
         raise RuntimeError("apache2 is not installed (scripts/bench installs it)")
     full_env = {**os.environ, **env, "KRB5RCACHEDIR": str(root)}
     full_env.pop("KRB5CCNAME", None)
+    command = [apache2, "-f", str(conf), "-DFOREGROUND"]
     with open(root / "stdout.log", "wb") as log:
-        proc = subprocess.Popen(
-            [apache2, "-f", str(conf), "-DFOREGROUND"], env=full_env, stdout=log, stderr=subprocess.STDOUT
-        )
+        proc = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, proc, root / "error.log")
-        yield Apache(port, proc.pid, root)
+        yield Apache(port, proc.pid, root, command, conf)
     except BaseException:
         log_text = (root / "error.log").read_text(errors="replace")
         print(f"apache2 error log ({len(log_text)} characters), the end:\n{log_text[-4000:]}", file=sys.stderr)
@@ -205,7 +239,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 # -- the SPNEGO client -----------------------------------------------------------------
 
 
-def _initiator(ccache: str, name: str) -> object:
+def _initiator(ccache: str, name: str) -> Any:
     """Credentials from ``ccache`` copied into a private in-memory cache (no file read per token)."""
     import gssapi
 
@@ -292,14 +326,34 @@ def replay_statuses(port: int, path: str, ccache: str) -> tuple[int, int]:
     return statuses[0], statuses[1]
 
 
+def _make_chunk(ccache: str, index: int, prefix: bytes, count: int) -> list[bytes]:
+    tokens = _Tokens(ccache, f"maker{index}")
+    return [prefix + tokens.header() + b"\r\n\r\n" for _ in range(count)]
+
+
+def make_requests(port: int, path: str, ccache: str, count: int, processes: int) -> list[bytes]:
+    """``count`` complete GET requests, each with its own fresh SPNEGO token, made by ``processes`` processes.
+
+    ``ccache`` must already hold the service ticket: making them asks the KDC nothing.
+    """
+    prefix = f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: ".encode()
+    shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        chunks = pool.starmap(_make_chunk, [(ccache, i, prefix, n) for i, n in enumerate(shares)])
+    return [request for chunk in chunks for request in chunk]
+
+
 @dataclass
 class LoadResult:
     ok: int
     errors: int
-    seconds: float
+    seconds: float  # the measured window: the run's length, or less if the tokens ran out first
     latencies: list[float]
     client_cpu: float  # CPU seconds of all client processes within the timed window
     statuses: dict[int, int]
+    tokens: int  # made in advance for this run
+    make_seconds: float  # how long making them took (before the clock started)
+    ran_out: bool  # the window was cut short: a client process had sent all its tokens
 
     @property
     def rps(self) -> float:
@@ -312,24 +366,28 @@ class LoadResult:
 
 
 def _worker(
-    index: int, port: int, path: str, ccache: str, conns: int,
-    ready: multiprocessing.Queue, start: multiprocessing.Event, window: multiprocessing.Array,
-    results: multiprocessing.Queue,
+    index: int, port: int, requests: list[bytes], conns: int,
+    ready: Any, start: Any, window: Any, ran_out: Any, results: Any,  # multiprocessing's queues, events, array
 ) -> None:
-    tokens = _Tokens(ccache, f"client{index}")
-    tokens.header()  # the service ticket is in the copy already; this proves it
-    prefix = f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: ".encode()
+    """Send each of ``requests`` once over ``conns`` keep-alive connections until they or the window run out."""
+    pending = iter(requests)
     sel = selectors.DefaultSelector()
     buffers: dict[socket.socket, bytearray] = {}
     sent_at: dict[socket.socket, float] = {}
-    statuses: dict[int, int] = {}
-    latencies: list[float] = []
-    ok = errors = 0
+    done_ok: list[tuple[float, float]] = []  # (time answered, latency) of each 200
+    done_other: list[tuple[float, int]] = []  # (time, status; 0 for a closed connection) of everything else
+    exhausted = float("inf")
 
-    def send(sock: socket.socket) -> None:
-        request = prefix + tokens.header() + b"\r\n\r\n"
+    def send(sock: socket.socket) -> bool:
+        nonlocal exhausted
+        request = next(pending, None)
+        if request is None:
+            exhausted = time.monotonic()
+            ran_out.set()
+            return False
         sent_at[sock] = time.monotonic()
         sock.sendall(request)  # a few hundred bytes on an idle keep-alive socket: never blocks for long
+        return True
 
     def connect() -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", port))
@@ -345,9 +403,8 @@ def _worker(
     while time.monotonic() < begin:
         time.sleep(0.0005)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    for sock in socks:
-        send(sock)
-    while True:
+    running = all(send(sock) for sock in socks)
+    while running:
         now = time.monotonic()
         if now >= end:
             break
@@ -359,11 +416,13 @@ def _worker(
             except OSError:
                 data = b""
             if not data:
-                errors += 1
+                done_other.append((time.monotonic(), 0))
                 sel.unregister(sock)
                 sock.close()
                 del buffers[sock]
-                send(connect())
+                running = send(connect())
+                if not running:
+                    break
                 continue
             buf += data
             done = _response_length(buf)
@@ -372,54 +431,66 @@ def _worker(
             status, length = done
             stamp = time.monotonic()
             del buf[:length]
-            if stamp < end:
-                statuses[status] = statuses.get(status, 0) + 1
-                if status == 200:
-                    ok += 1
-                    latencies.append(stamp - sent_at[sock])
-                else:
-                    errors += 1
-            send(sock)
+            if status == 200:
+                done_ok.append((stamp, stamp - sent_at[sock]))
+            else:
+                done_other.append((stamp, status))
+            if not send(sock):
+                running = False
+                break
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
     for sock in buffers:
         sock.close()
-    results.put((ok, errors, latencies, cpu, statuses))
+    results.put((done_ok, done_other, cpu, exhausted))
 
 
 def spnego_load(
-    port: int, path: str, ccache: str, *, seconds: float, processes: int, conns: int,
-    server: Callable[[], list[int]],
+    port: int, path: str, ccache: str, *, seconds: float, processes: int, conns: int, tokens: int,
+    makers: int, server: Callable[[], list[int]],
 ) -> tuple[LoadResult, float]:
-    """Full SPNEGO on every request for ``seconds``; returns the result and the server's CPU seconds.
+    """Full SPNEGO on every request; returns the result and the server's CPU seconds in the window.
 
-    ``ccache`` must already hold the service ticket for HTTP/localhost, so no
-    request goes to the KDC while the clock runs.  ``server()`` lists the
-    server's processes, sampled for CPU time over the same window.
+    ``tokens`` requests are made in advance (by ``makers`` processes), then
+    ``processes`` client processes share ``conns`` connections and the tokens
+    and send each token once, for ``seconds`` or until one of them has sent
+    all its share, whichever comes first: the window is cut there, and only
+    what was answered inside it counts.  ``ccache`` must already hold the
+    service ticket for HTTP/localhost, so no request goes to the KDC.
+    ``server()`` lists the server's processes, sampled for CPU time over the
+    same window.
     """
+    processes = max(1, min(processes, conns))
+    made = time.monotonic()
+    requests = make_requests(port, path, ccache, tokens, makers)
+    make_seconds = time.monotonic() - made
     ctx = multiprocessing.get_context("fork")
     ready, results = ctx.Queue(), ctx.Queue()
-    start = ctx.Event()
+    start, ran_out = ctx.Event(), ctx.Event()
     window = ctx.Array("d", 2)
+    split = [conns // processes + (1 if i < conns % processes else 0) for i in range(processes)]
     workers = [
         ctx.Process(
-            target=_worker, args=(i, port, path, ccache, conns, ready, start, window, results), daemon=True
+            target=_worker,
+            args=(i, port, requests[i::processes], split[i], ready, start, window, ran_out, results),
+            daemon=True,
         )
         for i in range(processes)
     ]
+    del requests  # the children have their copies
     try:
         for w in workers:
             w.start()
         for _ in workers:
-            ready.get(timeout=30)
+            ready.get(timeout=60)
         begin = time.monotonic() + 0.2
         window[0], window[1] = begin, begin + seconds
         start.set()
-        time.sleep(0.2)
+        time.sleep(max(0.0, begin - time.monotonic()))
         server0 = cpu_seconds(server())
-        time.sleep(seconds)
+        ran_out.wait(timeout=max(0.0, begin + seconds - time.monotonic()))
         server1 = cpu_seconds(server())
-        parts = [results.get(timeout=30) for _ in workers]
+        parts = [results.get(timeout=60) for _ in workers]
         for w in workers:
             w.join(timeout=10)
     finally:
@@ -430,17 +501,30 @@ def spnego_load(
             if w.is_alive():
                 w.kill()
                 w.join()
+    cut = min([begin + seconds, *(p[3] for p in parts)])
     statuses: dict[int, int] = {}
-    for part in parts:
-        for status, n in part[4].items():
-            statuses[status] = statuses.get(status, 0) + n
+    latencies: list[float] = []
+    errors = 0
+    for done_ok, done_other, _, _ in parts:
+        inside = [latency for stamp, latency in done_ok if stamp < cut]
+        latencies.extend(inside)
+        if inside:
+            statuses[200] = statuses.get(200, 0) + len(inside)
+        for stamp, status in done_other:
+            if stamp < cut:
+                statuses[status] = statuses.get(status, 0) + 1
+                errors += 1
+    latencies.sort()
     result = LoadResult(
-        ok=sum(p[0] for p in parts),
-        errors=sum(p[1] for p in parts),
-        seconds=seconds,
-        latencies=sorted(x for p in parts for x in p[2]),
-        client_cpu=sum(p[3] for p in parts),
+        ok=len(latencies),
+        errors=errors,
+        seconds=cut - begin,
+        latencies=latencies,
+        client_cpu=sum(p[2] for p in parts),
         statuses=statuses,
+        tokens=tokens,
+        make_seconds=make_seconds,
+        ran_out=cut < begin + seconds,
     )
     server_cpu = sum(server1[pid] - server0.get(pid, 0.0) for pid in server1)
     return result, server_cpu
