@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 from . import alluxio, hoop, webhdfs
 from ._fault import Fault
 
-__all__ = ("Fault", "WireFormat", "error_response", "fault_for_status")
+__all__ = ("Fault", "WireFormat", "error_response", "fault_for_status", "json_response")
 
 
 class WireFormat(enum.Enum):
@@ -38,17 +38,24 @@ _TABLES: MappingProxyType[WireFormat, _Table] = MappingProxyType({
 })
 
 
+def json_response(
+    data: object, *, status: int = 200, headers: CIMultiDict[str] | dict[str, str] | None = None
+) -> web.Response:
+    """``data`` as JSON, typed exactly ``application/json`` as Jersey (HttpFS, Alluxio) sends it.
+
+    No ``charset`` parameter: JSON is UTF-8 by definition, and the Alluxio Go
+    client compares the whole Content-Type with ``application/json``.
+    """
+    body = b"" if data is None else json.dumps(data).encode()
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
 def error_response(
     fmt: WireFormat, fault: Fault, message: str, *, headers: CIMultiDict[str] | None = None
 ) -> web.Response:
     """``fault`` with ``message`` as a JSON response in ``fmt``, with ``headers`` added."""
     status, body = _TABLES[fmt]
-    return web.Response(
-        status=status(fault),
-        text=json.dumps(body(fault, message)),
-        content_type="application/json",
-        headers=headers,
-    )
+    return json_response(body(fault, message), status=status(fault), headers=headers)
 
 
 _BY_STATUS: MappingProxyType[int, Fault] = MappingProxyType({

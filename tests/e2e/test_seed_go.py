@@ -27,20 +27,6 @@ from tests.e2e.curl import CurlResult, curl
 
 pytestmark = pytest.mark.timeout(120)
 
-# alluxio-go reads a JSON result only when the Content-Type is exactly
-# "application/json" (client.go:103, process()); the embedded Alluxio face
-# sends "application/json; charset=utf-8" (gateway/embedded/faces/alluxio.py
-# _json(): aiohttp adds the charset to a text= body), so CreateFile, Exists,
-# OpenFile and Write fail with "Unsupported response type".  Strict: once the
-# face sends the bare media type these pass and the mark must go.  Only an
-# assertion counts as the expected failure; a build or start-up error fails.
-BARE_JSON_CONTENT_TYPE = pytest.mark.xfail(
-    reason="embedded Alluxio face answers 'application/json; charset=utf-8'; alluxio-go wants 'application/json'",
-    raises=AssertionError,
-    strict=True,
-)
-
-
 @pytest.fixture(scope="session")
 def seed_go(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_go_program(tmp_path_factory, "seed-go")
@@ -70,7 +56,6 @@ def assert_success(result: subprocess.CompletedProcess[str]) -> None:
     assert (result.returncode, result.stdout) == (0, "Result: Success\n"), result.stderr
 
 
-@BARE_JSON_CONTENT_TYPE
 def test_the_seed_go_example_prints_success(seed_go: Path, gw: GatewayProcess, tmp_path: Path) -> None:
     assert_success(run_seed_go(seed_go, gw, as_user("hdfs"), tmp_path))
     assert (gw.root / "test_path").read_bytes() == b"Success"
@@ -82,7 +67,6 @@ def test_the_seed_go_example_prints_success(seed_go: Path, gw: GatewayProcess, t
     assert curl(f"{gw.url}/webhdfs/v1/test_path?op=OPEN&user.name=alice").body == b"Success"
 
 
-@BARE_JSON_CONTENT_TYPE
 def test_the_second_run_deletes_what_the_first_wrote(seed_go: Path, gw: GatewayProcess, tmp_path: Path) -> None:
     assert_success(run_seed_go(seed_go, gw, as_user("hdfs"), tmp_path))
     assert_success(run_seed_go(seed_go, gw, as_user("hdfs"), tmp_path))
@@ -90,7 +74,6 @@ def test_the_second_run_deletes_what_the_first_wrote(seed_go: Path, gw: GatewayP
     assert (gw.root / "test_path").read_bytes() == b"Success"
 
 
-@BARE_JSON_CONTENT_TYPE  # Exists, before the refused CreateFile, fails on it
 def test_a_user_who_may_not_write_at_the_top_gets_alluxios_error(
     seed_go: Path, gw: GatewayProcess, tmp_path: Path
 ) -> None:
@@ -143,8 +126,7 @@ def test_the_json_answers_alluxio_go_reads_have_its_shapes(gw: GatewayProcess) -
     assert [info["name"] for info in results["list-status"]] == ["test_path", "user"]
 
 
-@BARE_JSON_CONTENT_TYPE
 def test_the_json_answers_alluxio_go_reads_have_its_content_type(gw: GatewayProcess) -> None:
-    """The wire gap behind the other xfails, pinned: alluxio-go's process() compares the header whole."""
+    """alluxio-go's process() compares the whole Content-Type with "application/json" (client.go:103)."""
     content_types = {name: r.header("Content-Type") for name, r in alluxio_answers(gw).items()}
     assert content_types == dict.fromkeys(content_types, "application/json")

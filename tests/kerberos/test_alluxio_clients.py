@@ -30,7 +30,6 @@ import pytest
 from tests.clients.gobuild import build_go_program
 from tests.conftest import GatewayProcess
 from tests.e2e.test_embedded_alluxio_client import SEED_PROGRAM
-from tests.e2e.test_seed_go import BARE_JSON_CONTENT_TYPE
 from tests.kerberos.conftest import KdcRealm
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.timeout(120)]
@@ -92,7 +91,6 @@ def test_the_seed_python_example_with_spnego_runs_to_its_last_done(
     assert "principal=alice/admin@EXAMPLE.COM" in gw.log()
 
 
-@BARE_JSON_CONTENT_TYPE
 def test_the_seed_go_example_with_spnego_prints_success(
     seed_go: Path, gw: GatewayProcess, kdc: KdcRealm, tmp_path: Path
 ) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ...wire import WireFormat
+from ...wire import WireFormat, json_response
 from ..store import (
     DEFAULT_REPLICATION,
     AlreadyExistsError,
@@ -59,11 +59,11 @@ _BITS = {
 
 
 def _json(data: object) -> web.Response:
-    return web.Response(text=json.dumps(data), content_type="application/json")
+    return json_response(data)
 
 
 def _ok() -> web.Response:
-    return web.Response(content_type="application/json")
+    return json_response(None)
 
 
 async def _options(request: web.Request) -> dict[str, Any]:

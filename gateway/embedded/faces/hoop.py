@@ -8,12 +8,11 @@ writes, and failures as ``{"statusCode", "reason", "message", "exception"}``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ...wire import WireFormat
+from ...wire import WireFormat, json_response
 from ..store import (
     DEFAULT_REPLICATION,
     BadRequestError,
@@ -57,12 +56,12 @@ class _Call:
 
 
 def _json(data: object) -> web.Response:
-    return web.Response(text=json.dumps(data), content_type="application/json")
+    return json_response(data)
 
 
 def _empty(status: int = 200, location: str | None = None) -> web.Response:
     headers = {"Location": location} if location else None
-    return web.Response(status=status, headers=headers, content_type="application/json")
+    return json_response(None, status=status, headers=headers)
 
 
 def _status_json(base: str, inode: Inode) -> dict[str, object]:

@@ -23,13 +23,12 @@ source answer ``{"boolean": false}``, as HDFS does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from ...wire import WireFormat
+from ...wire import WireFormat, json_response
 from ..store import (
     DEFAULT_REPLICATION,
     BadRequestError,
@@ -92,12 +91,12 @@ class _Call:
 
 
 def _json(data: object, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+    return json_response(data, status=status)
 
 
 def _empty(status: int = 200, location: str | None = None) -> web.Response:
     headers = {"Location": location} if location else None
-    return web.Response(status=status, headers=headers, content_type="application/json")
+    return json_response(None, status=status, headers=headers)
 
 
 def _redirect(call: _Call) -> web.Response:
