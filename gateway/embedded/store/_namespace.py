@@ -3,17 +3,24 @@
 Every method here is a short, synchronous step run on the event loop thread
 (stat calls, a rename, one SQLite statement).  Moving file contents and
 walking big subtrees happen elsewhere, on the I/O pool; the handlers then
-call back in here to check again and commit, so each commit is atomic with
-respect to every other request of this process.
+call back in here to check again and commit.  Each method that changes the
+namespace holds the root's namespace lock (an ``flock``) while it checks and
+commits, so the commit is atomic with respect to every request of every
+process serving the root, not only those of this event loop.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import functools
 import os
 import stat
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from ._errors import (
     AccessDeniedError,
@@ -108,14 +115,41 @@ def host_failure(exc: OSError, path: str) -> FsError:
     return IOFailureError(f"{exc.strerror or 'I/O error'}: {path}")
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _exclusive(method: Callable[Concatenate[Namespace, _P], _R]) -> Callable[Concatenate[Namespace, _P], _R]:
+    """Run ``method`` holding the namespace lock (re-entrant: methods call each other)."""
+
+    @functools.wraps(method)
+    def locked(self: Namespace, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self._held:
+            return method(self, *args, **kwargs)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # held by others only for steps like this one
+        self._held = True
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._held = False
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    return locked
+
+
 class Namespace:
     """The HDFS view of the served root for one backend instance."""
 
-    def __init__(self, host: HostTree, store: MetaStore, groups: GroupMap, *, umask: int) -> None:
+    def __init__(self, host: HostTree, store: MetaStore, groups: GroupMap, *, umask: int, lock_file: Path) -> None:
         self.host = host
         self.store = store
         self.groups = groups
         self.umask = umask
+        self._lock_fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._held = False
+
+    def close(self) -> None:
+        os.close(self._lock_fd)
 
     # -- metadata ------------------------------------------------------------------
 
@@ -214,6 +248,7 @@ class Namespace:
 
     # -- directories ------------------------------------------------------------------
 
+    @_exclusive
     def make_dirs(self, principal: Principal, parts: Parts, perm: int) -> None:
         """``mkdirs``: create ``parts`` and missing parents (WRITE on the deepest existing one)."""
         resolved = self.resolve(principal, parts)
@@ -254,6 +289,7 @@ class Namespace:
             parent = self._inode(parts, st, meta)
         return parent
 
+    @_exclusive
     def ensure_home(self, user: str, parts: Parts, *, inclusive: bool) -> None:
         """Create ``/user`` and ``/user/<user>`` when a user first writes below its home.
 
@@ -271,6 +307,7 @@ class Namespace:
             home_owner = Principal(user, frozenset(), False)
             self._create_missing(home_owner, resolved, 2, self.default_perm(True))
 
+    @_exclusive
     def ensure_dir(self, system: Principal, parts: Parts, perm: int) -> None:
         """Create directory ``parts`` as ``system`` if nothing is there."""
         resolved = self.resolve(system, parts)
@@ -301,6 +338,7 @@ class Namespace:
         parts = (*TMP_DIR, uuid.uuid4().hex)
         return parts, self.host.create_exclusive(parts)
 
+    @_exclusive
     def commit_create(
         self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
         block_size: int,
@@ -357,6 +395,7 @@ class Namespace:
 
     # -- names ------------------------------------------------------------------
 
+    @_exclusive
     def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
         """HDFS ``rename``: False (not an error) when the destination is unusable."""
         source = self.existing(principal, src)
@@ -432,6 +471,25 @@ class Namespace:
             if not has_access(principal, meta.owner, meta.group, meta.perm, FsAction.ALL):
                 raise AccessDeniedError(f"Permission denied: user={principal.name}, access=ALL, inode={path}")
 
+    @_exclusive
+    def delete(self, principal: Principal, parts: Parts, recursive: bool, below: list[Parts] | None) -> Parts | None:
+        """Check ``delete`` again and take ``parts`` out of the namespace; the trash entry to remove later.
+
+        ``below`` is the subtree's directories, walked beforehand when
+        :meth:`check_delete` asked for it (walked here, in the rare case it
+        became needed meanwhile).
+        """
+        target, walk = self.check_delete(principal, parts, recursive)
+        if walk:
+            if below is None:
+                try:
+                    below = self.host.subdirectories(parts)
+                except OSError as exc:
+                    raise not_found(target.path) from exc
+            self.check_subtree(principal, target, below)
+        return self.unlink_to_trash(parts)
+
+    @_exclusive
     def unlink_to_trash(self, parts: Parts) -> Parts | None:
         """Take ``parts`` out of the namespace at once; return the trash entry to remove later.
 
@@ -457,6 +515,7 @@ class Namespace:
 
     # -- attributes ------------------------------------------------------------------
 
+    @_exclusive
     def set_owner(self, principal: Principal, parts: Parts, owner: str | None, group: str | None) -> None:
         inode = self.existing(principal, parts)
         self.require_owner(principal, inode)
@@ -472,12 +531,14 @@ class Namespace:
         )
         self.store.put(inode.path, meta)
 
+    @_exclusive
     def set_permission(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         inode = self.existing(principal, parts)
         self.require_owner(principal, inode)
         value = self.default_perm(inode.is_dir) if perm is None else perm
         self.store.put(inode.path, replace(inode.meta, perm=value))
 
+    @_exclusive
     def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
         inode = self.existing(principal, parts)
         self.require_owner_or(principal, inode, FsAction.WRITE)
@@ -486,6 +547,7 @@ class Namespace:
         self.store.put(inode.path, replace(inode.meta, replication=replication))
         return True
 
+    @_exclusive
     def set_times(self, principal: Principal, parts: Parts, mtime_ms: int, atime_ms: int) -> None:
         inode = self.existing(principal, parts)
         self.require_owner_or(principal, inode, FsAction.WRITE)

@@ -222,12 +222,19 @@ class Store:
         if state.is_symlink():
             raise RuntimeError(f"{state} must be a directory, not a symbolic link")
         state.mkdir(mode=0o700, exist_ok=True)
-        streams = StreamTable(state / "streams.sqlite3")
+        # Several processes may start on one root at once (workers): one at a
+        # time creates the databases and clears the leftovers.
+        lock = os.open(state / "start.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            self._open(state, streams)
-        except BaseException:
-            streams.close()
-            raise
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            streams = StreamTable(state / "streams.sqlite3")
+            try:
+                self._open(state, streams)
+            except BaseException:
+                streams.close()
+                raise
+        finally:
+            os.close(lock)
         self._streams = streams
 
     def _open(self, state: Path, streams: StreamTable) -> None:
@@ -257,13 +264,14 @@ class Store:
         except BaseException:
             host.close()
             raise
-        ns = Namespace(host, store, self.groups, umask=self.umask)
+        ns = Namespace(host, store, self.groups, umask=self.umask, lock_file=state / "namespace.lock")
         try:
             if store.get("/") is None:
                 store.put("/", InodeMeta(self.groups.superuser, self.groups.supergroup, DEFAULT_DIR_PERM, 0, 0))
             system = self.groups.principal(self.groups.superuser)
             ns.ensure_dir(system, ("user",), DEFAULT_DIR_PERM)
         except BaseException:
+            ns.close()
             store.close()
             host.close()
             raise
@@ -277,6 +285,7 @@ class Store:
         if self._ns is not None:
             self._ns.store.close()
             self._ns.host.close()
+            self._ns.close()
             self._ns = None
         if self._streams is not None:
             self._streams.close()
@@ -588,15 +597,13 @@ class Store:
             ns.existing(principal, parts)
             return False  # HDFS never deletes the root
         target, walk = ns.check_delete(principal, parts, recursive)
-        if walk:
+        below: list[Parts] | None = None
+        if walk:  # the subtree's walk may be long: on the pool, before the locked step
             try:
                 below = await self.run(ns.host.subdirectories, parts)
             except OSError as exc:
                 raise NotFoundError(f"File does not exist: {target.path}") from exc
-            target, walk = ns.check_delete(principal, parts, recursive)  # it may have changed meanwhile
-            if walk:
-                ns.check_subtree(principal, target, below)
-        trash = ns.unlink_to_trash(parts)
+        trash = ns.delete(principal, parts, recursive, below)  # checks again: it may have changed meanwhile
         if trash is not None:
             try:
                 await finish(self.pool, lambda: ns.discard(trash))
