@@ -40,15 +40,15 @@ def build_gateway_app(
     keyring: KeyRing,
     backend_url: str,
     identity_key: bytes | None,
-    unix_socket: str | None = None,
+    local_backend: Callable[[], asyncio.BaseProtocol] | None = None,
 ) -> web.Application:
     """The gateway app for ``config``.
 
     ``backend_url`` is where the routes to the embedded backend go (the
     address it was started on); a route to an external backend goes to its
     own URL.  ``identity_key``, when given, signs the identity header for a
-    backend that verifies it; ``unix_socket`` connects to the embedded
-    backend over that socket instead of TCP.
+    backend that verifies it; ``local_backend``, the embedded backend's
+    protocol factory in this process, serves its routes without a socket.
     """
     schemes: list[AuthScheme] = [scheme_class(name).from_options(opts) for name, opts in config.scheme_options]
     signer = IdentitySigner(identity_key) if identity_key is not None else None
@@ -61,8 +61,8 @@ def build_gateway_app(
         )
         routes.append(Route(rc.prefix, url, dialect))
     router = Router(routes)
-    # The embedded backend may listen on a unix socket, external ones never do.
-    sockets = {r.backend_url: unix_socket if rc.backend == EMBEDDED else None for r, rc in zip(routes, config.routes)}
+    # The embedded backend may be served in this process, external ones never are.
+    locals_ = {r.backend_url: local_backend if rc.backend == EMBEDDED else None for r, rc in zip(routes, config.routes)}
 
     def route_error(
         request: web.Request, status: int, message: str, *, headers: CIMultiDict[str] | None = None
@@ -162,13 +162,13 @@ def build_gateway_app(
                 await scheme.start()
                 started.append(scheme)
             proxies: dict[str, UpstreamProxy] = {}
-            for url, socket_path in sockets.items():
+            for url, local in locals_.items():
                 session = UpstreamProxy.new_session(
                     connect_timeout=config.backend.connect_timeout,
                     read_timeout=config.backend.read_timeout,
                     pool_timeout=config.backend.pool_timeout,
                     max_connections=config.backend.max_connections,
-                    unix_socket=socket_path,
+                    local=local,
                 )
                 sessions.append(session)
                 reserved = {h for r in routes if r.backend_url == url for h in r.dialect.reserved_headers}

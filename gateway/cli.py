@@ -16,19 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import errno
 import importlib.metadata
 import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from gateway.config import (
@@ -44,6 +45,7 @@ from gateway.config import (
 from gateway.cookie import KeyRing
 from gateway.log import ClientErrorFilter, access_logger, server_logger
 from gateway.serving import ConnectionLimit, InFlight
+from gateway.workers import BindError, Listener, bind, default_workers, supervise
 
 __all__ = ("main",)
 
@@ -106,64 +108,36 @@ def _describe_keys(config: Config) -> str:
 # -- serving -----------------------------------------------------------------------
 
 
-class _LimitedTCPSite(web.TCPSite):
-    """A TCP site whose connections pass through a :class:`ConnectionLimit`."""
+class _LimitedSockSite(web.SockSite):
+    """A site on a bound socket whose connections pass through a :class:`ConnectionLimit`."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, limit: int, **kwargs: Any) -> None:
-        super().__init__(runner, host, port, **kwargs)
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(runner, sock, **kwargs)
         self._limit = limit
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         assert self._runner.server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            ConnectionLimit(self._runner.server, self._limit),
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
+            ConnectionLimit(self._runner.server, self._limit), sock=self._sock, ssl=self._ssl_context
         )
-        self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
-_BIND_ADVICE = {
-    errno.EADDRINUSE: "address already in use: another program (or another authgateway) listens there",
-    errno.EADDRNOTAVAIL: "not an address of this machine",
-    errno.EACCES: "permission denied (ports below 1024 need root)",
-}
-
-
-async def _start_site(
+async def _start_sites(
     runner: web.AppRunner,
-    listen: str,
-    what: str,
+    socks: Sequence[socket.socket],
     ssl_context: ssl.SSLContext | None = None,
     max_connections: int | None = None,
-) -> str:
-    """Start ``runner`` on ``listen``; ``what`` names the listener and its settings for a failure."""
+) -> None:
+    """Serve ``runner`` on this worker's bound ``socks``."""
     await runner.setup()
-    site: web.BaseSite
-    try:
-        if listen.startswith("unix:"):
-            path = listen[len("unix:") :]
-            site = web.UnixSite(runner, path)
-            await site.start()
-            os.chmod(path, 0o600)
-            return listen
-        host, _, port = listen.rpartition(":")
+    for sock in socks:
+        site: web.BaseSite
         if max_connections is None:
-            site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context, reuse_address=True)
+            site = web.SockSite(runner, sock, ssl_context=ssl_context)
         else:
-            site = _LimitedTCPSite(
-                runner, host.strip("[]"), int(port), limit=max_connections, ssl_context=ssl_context, reuse_address=True
-            )
+            site = _LimitedSockSite(runner, sock, limit=max_connections, ssl_context=ssl_context)
         await site.start()
-    except OSError as exc:
-        why = _BIND_ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
-        raise _StartError(f"{what} cannot listen on {listen}: {why}") from exc
-    actual = runner.addresses[0][1]  # the bound port, when 0 was asked for
-    return f"{host}:{actual}"
 
 
 def _runner(app: web.Application, shutdown_timeout: float = _AFTER_DRAIN, **kwargs: Any) -> web.AppRunner:
@@ -209,101 +183,214 @@ async def _run_until_stopped(runners: Sequence[web.AppRunner], drain_timeout: fl
         server_logger.info("stopped after %.1f s", loop.time() - started)
 
 
-async def _start_embedded(
-    config: Config, identity_key: bytes, runners: list[web.AppRunner], shutdown_timeout: float = _AFTER_DRAIN
-) -> str:
-    """Start the embedded backend (its runner joins ``runners``); return where it listens."""
-    from gateway.embedded import build_embedded_app
-    from gateway.identity import IdentitySigner
-
+def _prepare_root(config: Config) -> Path:
     root = Path(config.embedded.root).resolve()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _StartError(f"cannot create the data root {root} (embedded.root): {exc.strerror or exc}") from exc
+    return root
+
+
+async def _start_embedded(
+    config: Config,
+    identity_key: bytes,
+    socks: Sequence[socket.socket],
+    runners: list[web.AppRunner],
+    shutdown_timeout: float = _AFTER_DRAIN,
+) -> web.AppRunner:
+    """Start the embedded backend on ``socks``; its runner (also added to ``runners``)."""
+    from gateway.embedded import build_embedded_app
+    from gateway.identity import IdentitySigner
+
     app = build_embedded_app(
         config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
     )
     runner = _runner(app, shutdown_timeout, access_log=None)
     runners.append(runner)
-    where = await _start_site(runner, config.embedded.listen, "the embedded backend (embedded.listen)")
-    server_logger.info(
-        "embedded backend listening on %s (embedded.listen), serving %s (embedded.root); "
-        "its metadata and keys are in %s/",
-        where, root, config.state_dir.resolve(),
+    await _start_sites(runner, socks)
+    return runner
+
+
+def _embedded_line(config: Config, where: str, root: Path) -> str:
+    return (
+        f"embedded backend listening on {where} (embedded.listen), serving {root} (embedded.root); "
+        f"its metadata and keys are in {config.state_dir.resolve()}/"
     )
-    return where
 
 
-async def _serve(config: Config) -> None:
-    from gateway.app import IN_FLIGHT, build_gateway_app
-
-    keyring, identity_key = _keys(config)
-    runners: list[web.AppRunner] = []
-    unix_socket: str | None = None
+def _bind(listen: str, what: str, workers: int) -> Listener:
     try:
+        return bind(listen, what, workers)
+    except BindError as exc:
+        raise _StartError(str(exc)) from exc
+
+
+def _run_loop(coro: Coroutine[Any, Any, None]) -> int:
+    """Run a worker's ``coro`` on uvloop; its exit status."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        try:
+            runner.run(coro)
+        except _StartError as exc:
+            server_logger.error("cannot start: %s", exc)
+            return EXIT_CANNOT_START
+        except OSError as exc:
+            server_logger.error("cannot start: %s", exc)
+            return EXIT_CANNOT_START
+    return 0
+
+
+def _run_workers(
+    workers: int,
+    listeners: list[Listener],
+    serve_one: Callable[[int, Callable[[], None]], Coroutine[Any, Any, None]],
+    drain_timeout: float,
+    announce: Callable[[], None],
+) -> int:
+    """Serve ``listeners`` with ``workers`` processes (this one alone when 1); the exit status."""
+    try:
+        if workers == 1:
+            return _run_loop(serve_one(0, announce))
+        return supervise(
+            workers,
+            lambda index, ready: _run_loop(serve_one(index, ready)),
+            drain_timeout,
+            on_ready=announce,
+            on_stop=lambda: _close_all(listeners),
+        )
+    finally:
+        _close_all(listeners)
+
+
+def _keep_only(listeners: Sequence[Listener], index: int) -> None:
+    """In worker ``index``, close the other workers' sockets.
+
+    Otherwise, when a worker stops listening at shutdown, a sibling still
+    draining would keep its socket open and the kernel would go on queueing
+    connections for nobody instead of refusing them.
+    """
+    for listener in listeners:
+        mine = {id(sock) for sock in listener.per_worker[index]}
+        for socks in listener.per_worker:
+            for sock in socks:
+                if id(sock) not in mine:
+                    sock.close()
+
+
+def _close_all(listeners: Sequence[Listener]) -> None:
+    for listener in listeners:
+        listener.close()
+
+
+def _worker_count(config: Config) -> int:
+    return config.server.workers or default_workers()
+
+
+def _serve(config: Config) -> int:
+    """``authgateway serve``: bind, start the workers, serve until stopped; the exit status."""
+    keyring, identity_key = _keys(config)
+    workers = _worker_count(config)
+    listeners: list[Listener] = []
+    try:
+        embedded: Listener | None = None
         if config.embedded_mode:
-            assert identity_key is not None
-            where = await _start_embedded(config, identity_key, runners)
-            if where.startswith("unix:"):
-                unix_socket, backend_url = where[len("unix:") :], "http://localhost"
-            else:
-                backend_url = f"http://{where}"
-            route = f"the embedded backend on {where}"
-        else:
-            backend_url = config.backend.url
-            route = ""
-        app = build_gateway_app(
-            config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, unix_socket=unix_socket
+            root = _prepare_root(config)
+            embedded = _bind(config.embedded.listen, "the embedded backend (embedded.listen)", workers)
+            listeners.append(embedded)
+        gateway = _bind(
+            f"{config.server.host}:{config.server.port}", "the gateway (server.host, server.port)", workers
         )
-        ssl_context = None
-        if config.server.tls_cert_file:
-            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_context.load_cert_chain(config.server.tls_cert_file, config.server.tls_key_file)
-        runner = _runner(
-            app,
-            access_log=access_logger if config.server.access_log else None,
-            access_log_format=_ACCESS_FORMAT,
-        )
-        runners.append(runner)
-        where = await _start_site(
-            runner,
-            f"{config.server.host}:{config.server.port}",
-            "the gateway (server.host, server.port)",
-            ssl_context,
-            max_connections=config.server.max_connections,
-        )
-        scheme = "https" if ssl_context else "http"
+        listeners.append(gateway)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    backend_url = config.backend.url if embedded is None else "http://localhost"
+    route = "" if embedded is None else f"the embedded backend on {embedded.address}"
+    # Each worker's share of the connection limit.
+    max_connections = -(-config.server.max_connections // workers)
+
+    async def serve_one(index: int, ready: Callable[[], None]) -> None:
+        from gateway.app import IN_FLIGHT, build_gateway_app
+
+        _keep_only(listeners, index)
+        runners: list[web.AppRunner] = []
+        local: web.Server | None = None
+        try:
+            if embedded is not None:
+                # This worker's gateway reaches its own embedded backend, in
+                # this process, until its own requests are drained: not
+                # whichever worker the kernel would pick on embedded.listen,
+                # which may be shutting down.
+                assert identity_key is not None
+                local = (await _start_embedded(config, identity_key, embedded.per_worker[index], runners)).server
+            app = build_gateway_app(
+                config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, local_backend=local
+            )
+            ssl_context = None
+            if config.server.tls_cert_file:
+                ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ssl_context.load_cert_chain(config.server.tls_cert_file, config.server.tls_key_file)
+            runner = _runner(
+                app,
+                access_log=access_logger if config.server.access_log else None,
+                access_log_format=_ACCESS_FORMAT,
+            )
+            runners.append(runner)
+            await _start_sites(runner, gateway.per_worker[index], ssl_context, max_connections=max_connections)
+        except BaseException:
+            for r in reversed(runners):
+                await r.cleanup()
+            raise
+        ready()
+        await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT])
+
+    def announce() -> None:
+        if embedded is not None:
+            server_logger.info("%s", _embedded_line(config, embedded.address, root))
+        scheme = "https" if config.server.tls_cert_file else "http"
         schemes = ", ".join(f"{name} ({_SCHEME_WORDS.get(name, name)})" for name in config.auth.schemes)
         server_logger.info(
-            "authgateway %s listening on %s://%s (server.host, server.port); schemes: %s",
-            _version(), scheme, where, schemes,
+            "authgateway %s listening on %s://%s (server.host, server.port); schemes: %s; %d worker process%s",
+            _version(), scheme, gateway.address, schemes, workers, "" if workers == 1 else "es",
         )
         server_logger.info("routes: %s; %s", _describe_routes(config, route), _describe_keys(config))
         server_logger.info(
             "Ctrl-C or SIGTERM stops it: requests in progress get %.0f s (server.shutdown_timeout)",
             config.server.shutdown_timeout,
         )
-    except BaseException:
-        for r in reversed(runners):
-            await r.cleanup()
-        raise
-    await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT])
+
+    return _run_workers(workers, listeners, serve_one, config.server.shutdown_timeout, announce)
 
 
-async def _embedded(config: Config) -> None:
+def _embedded(config: Config) -> int:
+    """``authgateway embedded``: the embedded backend alone; the exit status."""
     _, identity_key = _keys(config)
     if identity_key is None:
         raise _StartError("the embedded backend alone needs backend.identity_secret_file, shared with the gateway")
-    runners: list[web.AppRunner] = []
-    try:
-        # Alone, the backend's own requests get the drain bound.
-        await _start_embedded(config, identity_key, runners, config.server.shutdown_timeout)
-    except BaseException:
-        for r in runners:
-            await r.cleanup()
-        raise
-    await _run_until_stopped(runners, config.server.shutdown_timeout, None)
+    root = _prepare_root(config)
+    workers = _worker_count(config)
+    listener = _bind(config.embedded.listen, "the embedded backend (embedded.listen)", workers)
+
+    async def serve_one(index: int, ready: Callable[[], None]) -> None:
+        _keep_only([listener], index)
+        runners: list[web.AppRunner] = []
+        try:
+            # Alone, the backend's own requests get the drain bound.
+            await _start_embedded(
+                config, identity_key, listener.per_worker[index], runners, config.server.shutdown_timeout
+            )
+        except BaseException:
+            for r in runners:
+                await r.cleanup()
+            raise
+        ready()
+        await _run_until_stopped(runners, config.server.shutdown_timeout, None)
+
+    def announce() -> None:
+        server_logger.info("%s", _embedded_line(config, listener.address, root))
+
+    return _run_workers(workers, [listener], serve_one, config.server.shutdown_timeout, announce)
 
 
 # -- the command line --------------------------------------------------------------
@@ -416,12 +503,15 @@ _SERVE_FLAGS: tuple[tuple[str, str, str, str, type, str], ...] = (
      f"TCP port of the gateway (server.port; default {_SERVER.port}; 0 picks a free one)"),
     ("--root", "root", "embedded.root", "DIR",
      str, f"directory the embedded backend serves, created if missing (embedded.root; default {_EMBEDDED.root})"),
+    ("--workers", "workers", "server.workers", "N", int,
+     "worker processes (server.workers; default 0: one per CPU core)"),
     ("--backend", "backend", "backend.url", "URL", str,
      "an external backend, http(s)://host:port of HttpFS or Hoop, instead of the embedded one "
      "(backend.url; needs cookie.secret_files)"),
 )
 _EMBEDDED_FLAGS: tuple[tuple[str, str, str, str, type, str], ...] = (
     _SERVE_FLAGS[2],
+    _SERVE_FLAGS[3],
     ("--listen", "listen", "embedded.listen", "HOST:PORT", str,
      f"where it listens, host:port or unix:/path (embedded.listen; default {_EMBEDDED.listen})"),
 )
@@ -519,14 +609,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {line}")
         return 0
     try:
-        asyncio.run(_serve(config) if args.command == "serve" else _embedded(config))
+        return _serve(config) if args.command == "serve" else _embedded(config)
     except _StartError as exc:
         server_logger.error("cannot start: %s", exc)
         return EXIT_CANNOT_START
     except OSError as exc:
         server_logger.error("cannot start: %s", exc)
         return EXIT_CANNOT_START
-    return 0
 
 
 if __name__ == "__main__":

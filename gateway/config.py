@@ -80,6 +80,10 @@ class ServerConfig:
     max_connections: int = field(
         default=1024, metadata=_help("client connections at once; past it a new one gets 503 and is closed")
     )
+    workers: int = field(
+        default=0,
+        metadata=_help("worker processes serving the port; 0: one per CPU core (the connection limit is shared)"),
+    )
     shutdown_timeout: float = field(
         default=30.0,
         metadata=_help("seconds requests in progress get to finish after SIGTERM; the rest are cut (503)"),
@@ -558,6 +562,8 @@ def _check(config: Config, name: Names = str) -> list[str]:
         problems.append(f"{name('server.port')} = {server.port}: must be between 0 and 65535")
     if server.max_connections < 1:
         problems.append(f"{name('server.max_connections')} = {server.max_connections}: must be at least 1")
+    if not 0 <= server.workers <= 256:
+        problems.append(f"{name('server.workers')} = {server.workers}: must be between 0 (one per core) and 256")
     if not 0 <= server.shutdown_timeout <= 3600:
         problems.append(
             f"{name('server.shutdown_timeout')} = {server.shutdown_timeout}: must be between 0 and 3600 seconds"

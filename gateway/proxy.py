@@ -104,6 +104,32 @@ class _InterimResponseError(aiohttp.ClientConnectionError):
 _PASSED_OVER = frozenset({100, 103})  # RFC 9110 15.2.1 and RFC 8297: safe to drop
 
 
+class LocalConnector(aiohttp.BaseConnector):
+    """Connections to a server of this process: each one a socket pair, one end served by ``serve``.
+
+    The embedded backend runs in every worker; its gateway reaches it so,
+    without a listening socket, a port or a path, and never reaches another
+    worker's backend (which may be shutting down).
+    """
+
+    def __init__(self, serve: Callable[[], asyncio.BaseProtocol], *, limit: int) -> None:
+        super().__init__(limit=limit, limit_per_host=0)
+        self._serve = serve
+
+    async def _create_connection(
+        self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+    ) -> ResponseHandler:
+        ours, theirs = socket.socketpair()
+        try:
+            await self._loop.connect_accepted_socket(self._serve, theirs)
+            _, proto = await self._loop.create_connection(self._factory, sock=ours)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        return proto
+
+
 class _BackendProtocol(ResponseHandler):
     """aiohttp's client protocol, strict about interim (1xx) answers.
 
@@ -301,11 +327,12 @@ class UpstreamProxy:
         read_timeout: float,
         pool_timeout: float,
         max_connections: int,
-        unix_socket: str | None = None,
+        local: Callable[[], asyncio.BaseProtocol] | None = None,
     ) -> aiohttp.ClientSession:
+        """A session for one backend; ``local`` serves it in this process (see :class:`LocalConnector`)."""
         connector: aiohttp.BaseConnector
-        if unix_socket:
-            connector = aiohttp.UnixConnector(path=unix_socket, limit=max_connections)
+        if local is not None:
+            connector = LocalConnector(local, limit=max_connections)
         else:
             connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60)
         # No public hook chooses the connector's protocol; see _BackendProtocol.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from http import HTTPStatus
+from typing import cast
 
 from aiohttp import web
 
@@ -44,7 +45,8 @@ class _Refusal(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         transport.write(self._answer)
         if transport.can_write_eof():

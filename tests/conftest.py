@@ -19,12 +19,52 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The worker count of every gateway the tests start (a test may still set its own).
+WORKERS_VARIABLE = "TEST_GATEWAY_WORKERS"
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (a gateway's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def tree_memory(pid: int, field: str) -> int:
+    """The sum of ``field`` (``VmRSS``, ``VmHWM``: bytes) over ``pid``'s process tree.
+
+    For ``VmHWM`` it is the sum of each process's own peak: at least the
+    tree's peak, never less.
+    """
+    total = 0
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue  # gone meanwhile
+        for line in lines:
+            if line.startswith(field + ":"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> None:
@@ -111,6 +151,8 @@ def start_gateway(
         "server": {"host": "127.0.0.1", "port": port},
         "embedded": {"root": str(root), "listen": f"127.0.0.1:{backend_port}"},
     }
+    if os.environ.get(WORKERS_VARIABLE):  # scripts/test runs the end-to-end tests with 2 workers and with 1
+        defaults["server"]["workers"] = int(os.environ[WORKERS_VARIABLE])
     settings = deep_merge(defaults, sections)
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "authgateway.toml"

@@ -260,7 +260,12 @@ def test_start_up_lines_say_what_listens_where_and_how_to_stop(tmp_path: Path) -
         "INFO gateway.server: every request in progress finished",
         "INFO gateway.server: stopped after ",
     ]
-    lines = [line.split(" ", 2)[2] for line in log.splitlines() if " gateway.server: " in line]
+    # With several workers, each one's lines name it.
+    lines = [
+        re.sub(r"^(\S+ gateway\.server: )worker \d+: ", r"\1", line.split(" ", 2)[2])
+        for line in log.splitlines()
+        if " gateway.server: " in line
+    ]
     for want in expected:
         assert any(line.startswith(want) for line in lines), (want, lines)
 

@@ -179,7 +179,7 @@ def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Pat
         "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, routes)",
         "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
         "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, host, max_connections, port, "
-        "shutdown_timeout, tls_cert_file, tls_key_file)",
+        "shutdown_timeout, tls_cert_file, tls_key_file, workers)",
         "AUTHGATEWAY_AUTH__SIMPLE__ANONYMOUS_ALLOWED = 'maybe': must be true or false",
     ]
 
