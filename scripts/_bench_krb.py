@@ -47,20 +47,23 @@ _MODULES = "/usr/lib/apache2/modules"
 # The user Debian's apache2 package runs as: httpd refuses to serve as root.
 _APACHE_USER = "www-data"
 
-# Apache's best configuration for this job on a small machine: mpm_event (threads run on every core;
-# the keep-alive connections waiting for their next request hold no thread), all children started at
+# Apache's best configuration for this job on a small machine: mpm_event (its threads run on every
+# core; keep-alive connections waiting for their next request hold no thread), all children started at
 # once and never reaped (a child reaped as idle between or during runs closes keep-alive connections
-# under wrk), and a thread for each of up to 256 busy connections (Debian ships 2 children x 25 threads,
-# MaxRequestWorkers 150, MaxSpareThreads 75).  Keep-alive unlimited, like the gateway, so neither server
-# is timed reconnecting (Debian ships MaxKeepAliveRequests 100).
+# under wrk), and twice as many threads as the largest connection count (256): when every thread is
+# busy, mpm_event closes idle keep-alive connections, which wrk counts as read errors (with 256 threads,
+# hundreds in 5 s at 256 connections; with Debian's 2 children x 25 threads, MaxRequestWorkers 150, a
+# third of all requests).  4 x 128 threads did as well as 2 x 256 and 8 x 64 at 32 and 256 connections
+# on a 2-core machine.  Keep-alive unlimited, like the gateway, so neither server is timed reconnecting
+# (Debian ships MaxKeepAliveRequests 100).
 APACHE_MPM = """\
 StartServers 4
 ServerLimit 4
-ThreadLimit 64
-ThreadsPerChild 64
-MaxRequestWorkers 256
-MinSpareThreads 64
-MaxSpareThreads 256
+ThreadLimit 128
+ThreadsPerChild 128
+MaxRequestWorkers 512
+MinSpareThreads 128
+MaxSpareThreads 512
 MaxConnectionsPerChild 0
 KeepAlive On
 MaxKeepAliveRequests 0

@@ -742,6 +742,15 @@ def _connection_counts(text: str) -> list[int]:
     return counts
 
 
+def scratch_dir(size: int) -> str | None:
+    """tmpfs (/dev/shm) when it holds four streamed files and a margin: no row then waits for the disk."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return "/dev/shm" if st.f_bavail * st.f_frsize >= 4 * size + (1 << 30) else None
+
+
 def gateway_supports_workers() -> bool:
     done = subprocess.run([sys.executable, "-m", "gateway", "serve", "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
@@ -812,7 +821,8 @@ def main() -> int:
 
     token_rate_seen = 0.0
     stopped_early = False
-    with tempfile.TemporaryDirectory(prefix="authgateway-bench-") as td:
+    scratch = scratch_dir(size)
+    with tempfile.TemporaryDirectory(prefix="authgateway-bench-", dir=scratch) as td:
         tmp = Path(td)
         rec.tmp = td
         tmp.chmod(0o755)  # nginx workers and Apache's processes drop root privileges and must read www/
@@ -1017,7 +1027,11 @@ def main() -> int:
         + f"{rec.stream_label} rows: curl one transfer at a time, {repeats} transfer(s) per row, the "
         f"median shown. Uploads: WebDAV PUT, written to disk by the nginx origin, or Hoop op=create into the "
         f"embedded backend.\n"
-        f"CPU columns: cores used (CPU seconds per second) by the server under test (nginx: both roles, all "
+        + (f"Every file (the served ones, the uploads, the embedded backend's root, the replay caches) is on tmpfs "
+           f"({scratch}), so no row waits for the disk.\n" if scratch else
+           f"Every file (the served ones, the uploads, the embedded backend's root, the replay caches) is on disk "
+           f"({tempfile.gettempdir()}; /dev/shm lacks room): the upload rows include the disk's writes.\n")
+        + f"CPU columns: cores used (CPU seconds per second) by the server under test (nginx: both roles, all "
         f"workers; Apache: all its processes; gateway: its whole process tree, embedded backend included) and "
         f"by the client (wrk, curl, or the SPNEGO client processes). RSS: the server's whole process tree, "
         f"sampled every 20 ms.\n"
