@@ -168,6 +168,7 @@ class Record:
     gateway: list[str] = field(default_factory=list)  # how each gateway ran: its command and processes
 
     def redact(self, text: str) -> str:
+        text = text.replace(f"{REPO}/", "")  # commands as typed in the repository
         return text.replace(self.tmp, "$TMP") if self.tmp else text
 
     def command(self, args: Sequence[str]) -> None:
@@ -500,11 +501,13 @@ def versions(apache2: str) -> dict[str, str]:
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "gateway", "authplugins"],
                            capture_output=True, text=True).stdout.strip()
     mod = _first_line(["dpkg-query", "-W", "-f", "${Version}", "libapache2-mod-auth-gssapi"])
+    krb5 = _first_line(["dpkg-query", "-W", "-f", "${Version}", "libkrb5-3"])
     return {
         "nginx": _first_line(["nginx", "-v"]).removeprefix("nginx version: "),
         "apache": _first_line([apache2, "-v"]).removeprefix("Server version: ") + f", mod_auth_gssapi {mod}",
         "wrk": _first_line(["wrk", "-v"]).split(" [")[0],
         "curl": _first_line(["curl", "--version"]).split(" (")[0],
+        "MIT Kerberos": krb5,
         "python": platform.python_version(),
         "aiohttp": aiohttp.__version__,
         "authgateway": rev + (" (with uncommitted changes in gateway/ or authplugins/)" if dirty else ""),
@@ -1025,8 +1028,8 @@ def main() -> int:
         f"Kerberos default replay cache (file2) on in both servers."
         + (f" One process makes {token_rate_seen:,.0f} tokens/s.\n" if token_rate_seen else "\n")
         + f"{rec.stream_label} rows: curl one transfer at a time, {repeats} transfer(s) per row, the "
-        f"median shown. Uploads: WebDAV PUT, written to disk by the nginx origin, or Hoop op=create into the "
-        f"embedded backend.\n"
+        f"median shown. Uploads: WebDAV PUT, written to a file by the nginx origin, or Hoop op=create into "
+        f"the embedded backend.\n"
         + (f"Every file (the served ones, the uploads, the embedded backend's root, the replay caches) is on tmpfs "
            f"({scratch}), so no row waits for the disk.\n" if scratch else
            f"Every file (the served ones, the uploads, the embedded backend's root, the replay caches) is on disk "
