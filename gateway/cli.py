@@ -56,6 +56,7 @@ EXIT_CONFIG = 2
 _MAX_HEADER_FIELD = 65536
 _ACCESS_FORMAT = '%a "%r" %s %b %Dus'
 _READ_BUFFER = 16 * 1024
+_BACKLOG = 1024  # connections the kernel queues per listening socket
 _AFTER_DRAIN = 2.0  # seconds
 _SCHEME_WORDS = {"simple": "user.name in the query", "kerberos": "SPNEGO, curl --negotiate"}
 
@@ -119,7 +120,8 @@ class _LimitedSockSite(web.SockSite):
         await web.BaseSite.start(self)
         assert self._runner.server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            ConnectionLimit(self._runner.server, self._limit), sock=self._sock, ssl=self._ssl_context
+            ConnectionLimit(self._runner.server, self._limit), sock=self._sock, ssl=self._ssl_context,
+            backlog=self._backlog,
         )
 
 
@@ -134,9 +136,9 @@ async def _start_sites(
     for sock in socks:
         site: web.BaseSite
         if max_connections is None:
-            site = web.SockSite(runner, sock, ssl_context=ssl_context)
+            site = web.SockSite(runner, sock, ssl_context=ssl_context, backlog=_BACKLOG)
         else:
-            site = _LimitedSockSite(runner, sock, limit=max_connections, ssl_context=ssl_context)
+            site = _LimitedSockSite(runner, sock, limit=max_connections, ssl_context=ssl_context, backlog=_BACKLOG)
         await site.start()
 
 

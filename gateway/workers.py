@@ -2,7 +2,10 @@
 
 The parent binds every listening socket before any worker exists, so a port
 in use is reported once, with the setting to change, and port 0 is resolved
-to one port for all.  A TCP listener gets one socket per worker, bound to the
+to one port for all.  A worker makes its sockets listen when it is ready to
+serve (asyncio's ``create_server`` does): until then the kernel sends
+connections to the workers that are, and a port that accepts connections
+means that at least one worker serves it.  A TCP listener gets one socket per worker, bound to the
 same address with ``SO_REUSEPORT``: the kernel spreads new connections over
 them.  (A probe bound without ``SO_REUSEPORT`` first makes sure nobody else
 listens there, since two programs run by one user could otherwise silently
@@ -37,7 +40,6 @@ _BIND_ADVICE = {
     errno.EADDRNOTAVAIL: "not an address of this machine",
     errno.EACCES: "permission denied (ports below 1024 need root)",
 }
-_BACKLOG = 1024
 _STOP_MARGIN = 10.0  # seconds a worker gets past the drain bound before it is killed
 _RESPAWN_PAUSE = 1.0  # seconds between replacements of a worker that keeps dying at once
 _READY_TIMEOUT = 120.0  # seconds the first start of every worker may take
@@ -96,7 +98,6 @@ def _bind_unix(listen: str, workers: int) -> Listener:
     try:
         sock.bind(path)
         os.chmod(path, 0o600)
-        sock.listen(_BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -121,7 +122,6 @@ def _bind_tcp(host: str, port: int, workers: int) -> Listener:
                 sock = _socket(family, reuse_port=workers > 1)
                 socks.append(sock)
                 sock.bind((sockaddr[0], port))
-                sock.listen(_BACKLOG)
                 sock.setblocking(False)
     except OSError:
         for socks in bound:
