@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..store import Reader
+from ..store import SMALL_READ, Reader
 from . import STREAMING_KEY
 
 __all__ = ("send_file",)
 
-_SMALL_READ = 64 * 1024  # read whole and answered in one write
 _STREAM_CHUNK = 1 << 20
 
 
@@ -22,9 +21,10 @@ async def send_file(request: web.Request, reader: Reader, headers: dict[str, str
         await response.prepare(request)
         await response.write_eof()
         return response
-    if remaining <= _SMALL_READ:
-        # One read, one write: headers and body leave together.
-        return web.Response(headers=headers, body=await reader.read(remaining))
+    if remaining <= SMALL_READ:
+        # One read, here rather than on the pool, and one write: headers and
+        # body leave together.
+        return web.Response(headers=headers, body=reader.read_small(remaining))
     # A known length lets clients (and the gateway) tell a complete
     # download from one cut short.
     response = web.StreamResponse(headers=headers)

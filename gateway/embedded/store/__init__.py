@@ -23,12 +23,13 @@ from ._glob import GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
 from ._paths import Parts, check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
 from ._perm import Principal, format_permission, parse_groups, parse_permission
-from ._store import STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Reader, Store
+from ._store import SMALL_READ, STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Reader, Store
 from ._streams import StreamKind
 
 __all__ = (
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_REPLICATION",
+    "SMALL_READ",
     "STREAM_TTL_MS",
     "AccessDeniedError",
     "AlreadyExistsError",

@@ -80,6 +80,18 @@ class FileSource:
                 os.close(self._fd)
                 self._fd = -1
 
+    def try_close(self) -> bool:
+        """Close now, unless a read still runs on the pool: then False, and nothing is done."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+        finally:
+            self._lock.release()
+        return True
+
 
 async def finish(pool: Executor, func: Callable[[], _T]) -> _T:
     """Run ``func`` on ``pool`` to completion even if the caller is cancelled meanwhile.

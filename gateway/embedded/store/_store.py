@@ -153,6 +153,10 @@ def _md5_of_md5_of_crc32(fd: int, size: int, block_size: int) -> FileChecksum:
     return FileChecksum(algorithm, struct.pack(">iq", _BYTES_PER_CRC, crc_per_block) + file_md5.digest())
 
 
+SMALL_READ = 64 * 1024
+"""Reads up to this size are done on the event loop (:meth:`Reader.read_small`)."""
+
+
 class Reader:
     """An open read of ``remaining`` bytes of ``inode``; close it when done."""
 
@@ -171,8 +175,18 @@ class Reader:
         self.remaining -= len(data)
         return data
 
+    def read_small(self, size: int) -> bytes:
+        """Up to ``size`` bytes read here, on the event loop: for reads so small (at most
+        :data:`SMALL_READ`) that handing them to the pool costs more than the read."""
+        if size > SMALL_READ:
+            raise ValueError(f"read_small: {size} bytes is not small")
+        data = self._source.read(size)
+        self.remaining -= len(data)
+        return data
+
     async def close(self) -> None:
-        await finish(self._pool, self._source.close)
+        if not self._source.try_close():  # a read cut off by a cancel still runs on the pool
+            await finish(self._pool, self._source.close)
 
 
 class Store:
