@@ -77,7 +77,9 @@ MIB = 1 << 20
 # Both roles in one nginx: the origin (the file from disk, and WebDAV PUT under /up/ for the uploads)
 # and the plain proxy to it.  Debian's defaults where they matter (sendfile, tcp_nopush); for 1 GiB
 # bodies the proxy streams both ways instead of spooling to disk (proxy_request_buffering off,
-# proxy_max_temp_file_size 0), as the gateway does.
+# proxy_max_temp_file_size 0), as the gateway does, through 64 KiB buffers: with the default 4-8 KiB
+# ones it moved 1 GiB at half the speed (0.5-0.8 GiB/s down instead of 1.0-1.7 on a 2-core machine),
+# and the 1400-byte rows did no worse.
 NGINX = """\
 worker_processes auto;
 daemon off;
@@ -105,6 +107,10 @@ http {{
       proxy_set_header Connection "";
       proxy_request_buffering off;
       proxy_max_temp_file_size 0;
+      proxy_buffer_size 64k;
+      proxy_buffers 8 64k;
+      proxy_busy_buffers_size 128k;
+      client_body_buffer_size 1m;
     }}
   }}
 }}
@@ -261,7 +267,8 @@ def describe_gateway(rec: Record, name: str, root: int, port: int) -> None:
     tree, holders = serving_processes(root, port)
     # workers.py's layout: a parent that holds every socket and serves nothing, and its workers.
     workers = len(holders) - 1 if len(holders) > 1 and root in holders else len(holders)
-    line = (f"{name}: {len(tree)} processes in its tree, {len(holders)} holding the listening socket"
+    line = (f"{name}: {len(tree)} process{'es' if len(tree) != 1 else ''} in its tree, {len(holders)} holding the"
+            f" listening socket"
             f" -> {workers} serving worker{'s' if workers != 1 else ''}")
     rec.gateway.append(line)
     print(f"  ({line})", flush=True)
