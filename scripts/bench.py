@@ -172,6 +172,7 @@ class Record:
     commands: list[str] = field(default_factory=list)
     configs: dict[str, str] = field(default_factory=dict)
     gateway: list[str] = field(default_factory=list)  # how each gateway ran: its command and processes
+    stopped: list[str] = field(default_factory=list)  # the parts of the run that stopped early, and why
 
     def redact(self, text: str) -> str:
         text = text.replace(f"{REPO}/", "")  # commands as typed in the repository
@@ -189,6 +190,24 @@ class Record:
 
     def config(self, name: str, path: Path) -> None:
         self.configs[name] = self.redact(path.read_text())
+
+
+class Part:
+    """A part of the run (one server's rows): an error stops it, is recorded, and the run goes on."""
+
+    def __init__(self, rec: Record, name: str) -> None:
+        self._rec, self._name = rec, name
+
+    def __enter__(self) -> Part:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if not isinstance(exc, Exception):
+            return False
+        traceback.print_exc()
+        print(f"{self._name}: stopped early; the run goes on", file=sys.stderr)
+        self._rec.stopped.append(f"{self._name}: stopped early: {type(exc).__name__}: {exc}")
+        return True
 
 
 def _print_row(row: Row) -> None:
@@ -638,7 +657,7 @@ def print_report(rec: Record, rat: list[Ratio], settings: str) -> None:
     print(settings)
     for line in rec.gateway:
         print(line)
-    for note in rec.notes:
+    for note in [*rec.stopped, *rec.notes]:
         print(note)
 
 
@@ -680,8 +699,8 @@ def write_markdown(path: Path, rec: Record, rat: list[Ratio], mach: dict[str, st
         out += [f"![chart]({chart.name})", ""]
     out += ["## Settings", "", *settings.splitlines(), "", "## The gateways' processes", "",
             *(f"- {line}" for line in rec.gateway), ""]
-    if rec.notes:
-        out += ["## Notes", "", *(f"- {_md(n)}" for n in rec.notes), ""]
+    if rec.notes or rec.stopped:
+        out += ["## Notes", "", *(f"- {_md(n)}" for n in [*rec.stopped, *rec.notes]), ""]
     out += ["## Commands", "", "Ports are the free ones picked for the run; `$TMP` its temporary directory.", "",
             "```sh", *rec.commands, "```", ""]
     for name, text in rec.configs.items():
@@ -830,7 +849,6 @@ def main() -> int:
         _print_stream(s)
 
     token_rate_seen = 0.0
-    stopped_early = False
     scratch = scratch_dir(size)
     with tempfile.TemporaryDirectory(prefix="authgateway-bench-", dir=scratch) as td:
         tmp = Path(td)
@@ -922,9 +940,22 @@ def main() -> int:
                 rate_rows("nginx-proxy", "nginx, plain proxy to nginx", f"http://127.0.0.1:{proxy}/file.bin",
                           ngx.pid)
 
+                def streams(key: str, name: str, url: str, pid: int, headers: Sequence[str] = ()) -> None:
+                    """1 GiB down from the nginx origin and up to it (WebDAV PUT), through ``url``."""
+                    add_stream(transfer(rec, key, name, "download", f"{url}/big.bin", size=size,
+                                        repeats=repeats, root_pid=pid, headers=headers))
+                    add_stream(transfer(rec, key, name, "upload", f"{url}/up/big.bin", size=size,
+                                        repeats=repeats, root_pid=pid, source=big, method="PUT", headers=headers))
+                    (www / "up" / "big.bin").unlink(missing_ok=True)
+
+                streams("nginx", "nginx, direct", f"http://127.0.0.1:{origin}", ngx.pid)
+                streams("nginx-proxy", "nginx, plain proxy to nginx", f"http://127.0.0.1:{proxy}", ngx.pid)
+
                 # -- Apache httpd + mod_auth_gssapi -----------------------------------------
-                port = free_port()
-                with apache(tmp, port=port, origin=origin, www=www, keytab=keytab, env=realm.env) as httpd:
+                with Part(rec, "Apache"), apache(
+                    tmp, port=free_port(), origin=origin, www=www, keytab=keytab, env=realm.env
+                ) as httpd:
+                    port = httpd.port
                     rec.command(httpd.command)
                     rec.config("httpd.conf (Apache)", httpd.conf)
                     base = f"http://localhost:{port}"
@@ -953,26 +984,16 @@ def main() -> int:
                 gw_env = {**realm.env, "KRB5RCACHEDIR": str(rcache_dir)}
                 gw_env.pop("KRB5CCNAME")
                 gw_cmd = [sys.executable, "-m", "gateway", "serve", "-c", str(config), *workers_flag]
-                with process(rec, gw_cmd, tmp / "gw1.log", port, gw_env) as gw:
+                with Part(rec, "authgateway in front of nginx"), \
+                        process(rec, gw_cmd, tmp / "gw1.log", port, gw_env) as gw:
                     describe_gateway(rec, "authgateway in front of nginx", gw.pid, port)
                     cookie = negotiate_cookie(f"http://localhost:{port}/file.bin", client_env)
                     rate_rows("gw-cookie", "authgateway, cookie, in front of nginx",
                               f"http://127.0.0.1:{port}/file.bin", gw.pid, [f"Cookie: {cookie}"])
                     spnego("gw-spnego", "authgateway, SPNEGO each request, in front of nginx", port, "/file.bin",
                            gw.pid, rcache_dir)
-                    # -- 1 GiB through nginx and through the gateway in front of it --------------
-                    for key_, name, url, pid, headers in (
-                        ("nginx", "nginx, direct", f"http://127.0.0.1:{origin}", ngx.pid, ()),
-                        ("nginx-proxy", "nginx, plain proxy to nginx", f"http://127.0.0.1:{proxy}", ngx.pid, ()),
-                        ("gw-nginx", "authgateway, cookie, in front of nginx", f"http://127.0.0.1:{port}", gw.pid,
-                         (f"Cookie: {cookie}",)),
-                    ):
-                        add_stream(transfer(rec, key_, name, "download", f"{url}/big.bin", size=size,
-                                            repeats=repeats, root_pid=pid, headers=headers))
-                        add_stream(transfer(rec, key_, name, "upload", f"{url}/up/big.bin", size=size,
-                                            repeats=repeats, root_pid=pid, source=big, method="PUT",
-                                            headers=headers))
-                        (www / "up" / "big.bin").unlink(missing_ok=True)
+                    streams("gw-nginx", "authgateway, cookie, in front of nginx", f"http://127.0.0.1:{port}", gw.pid,
+                            [f"Cookie: {cookie}"])
 
             # -- the gateway's default: its embedded backend -----------------------------------
             port, backend = free_port(), free_port()
@@ -985,7 +1006,8 @@ def main() -> int:
             }))
             rec.config("gw-embedded.toml (authgateway default, embedded backend)", config)
             gw_cmd = [sys.executable, "-m", "gateway", "serve", "-c", str(config), *workers_flag]
-            with process(rec, gw_cmd, tmp / "gw2.log", port) as gw:
+            with Part(rec, "authgateway default (embedded backend)"), \
+                    process(rec, gw_cmd, tmp / "gw2.log", port) as gw:
                 describe_gateway(rec, "authgateway default (embedded backend)", gw.pid, port)
                 base = f"http://127.0.0.1:{port}"
                 cookie = session_cookie(f"{base}/?op=homedir&user.name=hdfs")
@@ -1021,8 +1043,7 @@ def main() -> int:
         except Exception as exc:
             traceback.print_exc()
             print("the run stopped early; what was measured so far follows", file=sys.stderr)
-            stopped_early = True
-            rec.notes.append(f"THE RUN STOPPED EARLY: {type(exc).__name__}: {exc}")
+            rec.stopped.append(f"the run stopped early: {type(exc).__name__}: {exc}")
         finally:
             realm.stop()
 
@@ -1060,7 +1081,7 @@ def main() -> int:
                    chart if have_chart else None)
     print(f"\nwrote {markdown}" + (f" and {chart}" if have_chart else "")
           + f" ({(time.monotonic() - started) / 60:.1f} minutes in all)")
-    failed = stopped_early or any(r.failed for r in rec.rows) or any(s.failed for s in rec.streams)
+    failed = rec.stopped or any(r.failed for r in rec.rows) or any(s.failed for s in rec.streams)
     return 1 if failed else 0
 
 
