@@ -20,13 +20,13 @@ from gateway.cookie import CookieCodec, KeyRing
 from gateway.dialects import DIALECTS, DataNodeRedirects
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
-from gateway.proxy import UpstreamError, UpstreamProxy, origin_form
+from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
 from gateway.routing import AmbiguousPath, Route, Router
 from gateway.serving import InFlight
 
 __all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
 
-_PROXIES = web.AppKey("proxies", dict[str, UpstreamProxy])  # by backend URL, one per distinct backend
+_PROXIES = web.AppKey("proxies", dict[str, UpstreamProxy | LocalBackend])  # by backend URL, one per backend
 _DATA_SESSION = web.AppKey("data_session", ClientSession)  # for data steps to data nodes
 IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progress, for the drain
 ROUTE = web.RequestKey("route", Route)  # the request's route, resolved before authentication
@@ -40,7 +40,7 @@ def build_gateway_app(
     keyring: KeyRing,
     backend_url: str,
     identity_key: bytes | None,
-    local_backend: Callable[[], asyncio.BaseProtocol] | None = None,
+    local_backend: Handler | None = None,
 ) -> web.Application:
     """The gateway app for ``config``.
 
@@ -48,7 +48,8 @@ def build_gateway_app(
     address it was started on); a route to an external backend goes to its
     own URL.  ``identity_key``, when given, signs the identity header for a
     backend that verifies it; ``local_backend``, the embedded backend's
-    protocol factory in this process, serves its routes without a socket.
+    handler in this process, serves its routes without a second HTTP
+    exchange (:class:`~gateway.proxy.LocalBackend`).
     """
     schemes: list[AuthScheme] = [scheme_class(name).from_options(opts) for name, opts in config.scheme_options]
     signer = IdentitySigner(identity_key) if identity_key is not None else None
@@ -161,17 +162,21 @@ def build_gateway_app(
             for scheme in schemes:
                 await scheme.start()
                 started.append(scheme)
-            proxies: dict[str, UpstreamProxy] = {}
+            proxies: dict[str, UpstreamProxy | LocalBackend] = {}
             for url, local in locals_.items():
+                reserved = {h for r in routes if r.backend_url == url for h in r.dialect.reserved_headers}
+                if local is not None:
+                    proxies[url] = LocalBackend(
+                        local, reserved_headers=tuple(sorted(reserved)), cookie_names={config.cookie.name, "hadoop.auth"}
+                    )
+                    continue
                 session = UpstreamProxy.new_session(
                     connect_timeout=config.backend.connect_timeout,
                     read_timeout=config.backend.read_timeout,
                     pool_timeout=config.backend.pool_timeout,
                     max_connections=config.backend.max_connections,
-                    local=local,
                 )
                 sessions.append(session)
-                reserved = {h for r in routes if r.backend_url == url for h in r.dialect.reserved_headers}
                 proxies[url] = UpstreamProxy(
                     url,
                     session=session,

@@ -25,7 +25,7 @@ import socket
 import ssl
 import sys
 import tomllib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,15 +317,18 @@ def _serve(config: Config) -> int:
 
         _keep_only(listeners, index)
         runners: list[web.AppRunner] = []
-        local: web.Server | None = None
+        local: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
         try:
             if embedded is not None:
-                # This worker's gateway reaches its own embedded backend, in
-                # this process, until its own requests are drained: not
+                # This worker's gateway hands requests to its own embedded
+                # backend, in this process: no second HTTP exchange, and not
                 # whichever worker the kernel would pick on embedded.listen,
                 # which may be shutting down.
+                from gateway.embedded import LOCAL_HANDLER
+
                 assert identity_key is not None
-                local = (await _start_embedded(config, identity_key, embedded.per_worker[index], runners)).server
+                started = await _start_embedded(config, identity_key, embedded.per_worker[index], runners)
+                local = started.app[LOCAL_HANDLER]
             app = build_gateway_app(
                 config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, local_backend=local
             )

@@ -35,7 +35,7 @@ import functools
 import re
 import socket
 from typing import Any, Protocol
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import aiohttp
@@ -49,7 +49,10 @@ from yarl import URL
 from gateway.cookieheader import strip_cookies
 from gateway.log import proxy_logger
 
-__all__ = ("BodyRewriter", "Forward", "UpstreamError", "UpstreamProxy", "fold_header_name", "origin_form")
+__all__ = (
+    "BodyRewriter", "Forward", "LocalBackend", "UpstreamError", "UpstreamHeaders", "UpstreamProxy", "fold_header_name",
+    "origin_form",
+)
 
 # RFC 9110 7.6.1, plus the legacy ones proxies have always dropped.
 _HOP_BY_HOP = frozenset(
@@ -102,32 +105,6 @@ class _InterimResponseError(aiohttp.ClientConnectionError):
 
 
 _PASSED_OVER = frozenset({100, 103})  # RFC 9110 15.2.1 and RFC 8297: safe to drop
-
-
-class LocalConnector(aiohttp.BaseConnector):
-    """Connections to a server of this process: each one a socket pair, one end served by ``serve``.
-
-    The embedded backend runs in every worker; its gateway reaches it so,
-    without a listening socket, a port or a path, and never reaches another
-    worker's backend (which may be shutting down).
-    """
-
-    def __init__(self, serve: Callable[[], asyncio.BaseProtocol], *, limit: int) -> None:
-        super().__init__(limit=limit, limit_per_host=0)
-        self._serve = serve
-
-    async def _create_connection(
-        self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
-    ) -> ResponseHandler:
-        ours, theirs = socket.socketpair()
-        try:
-            await self._loop.connect_accepted_socket(self._serve, theirs)
-            _, proto = await self._loop.create_connection(self._factory, sock=ours)
-        except BaseException:
-            ours.close()
-            theirs.close()
-            raise
-        return proto
 
 
 class _BackendProtocol(ResponseHandler):
@@ -302,54 +279,13 @@ class BodyRewriter(Protocol):
         ...
 
 
-class UpstreamProxy:
-    """Streams requests to one backend over a pool of keep-alive connections."""
+class UpstreamHeaders:
+    """The request headers a backend gets: the client's, less hop-by-hop and reserved ones and
+    the session cookie, with ``X-Forwarded-*`` and the dialect's own."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        session: aiohttp.ClientSession,
-        reserved_headers: Collection[str],
-        cookie_names: Collection[str],
-        send_timeout: float,
-    ) -> None:
-        self._base = base_url.rstrip("/")
-        self._session = session
+    def __init__(self, *, reserved_headers: Collection[str], cookie_names: Collection[str]) -> None:
         self._reserved = frozenset(fold_header_name(h) for h in reserved_headers)
         self._cookie_names = frozenset(n.lower() for n in cookie_names)
-        self._send_timeout = send_timeout
-
-    @staticmethod
-    def new_session(
-        *,
-        connect_timeout: float,
-        read_timeout: float,
-        pool_timeout: float,
-        max_connections: int,
-        local: Callable[[], asyncio.BaseProtocol] | None = None,
-    ) -> aiohttp.ClientSession:
-        """A session for one backend; ``local`` serves it in this process (see :class:`LocalConnector`)."""
-        connector: aiohttp.BaseConnector
-        if local is not None:
-            connector = LocalConnector(local, limit=max_connections)
-        else:
-            connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60)
-        # No public hook chooses the connector's protocol; see _BackendProtocol.
-        connector._factory = functools.partial(  # type: ignore[assignment]
-            _BackendProtocol, loop=asyncio.get_running_loop()
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            # aiohttp's "connect" covers waiting for a pooled connection and
-            # then connecting; "sock_connect" the connecting alone.
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=pool_timeout + connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
-            ),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
-        )
 
     def upstream_headers(self, request: web.Request, extra: tuple[tuple[str, str], ...]) -> CIMultiDict[str]:
         out: CIMultiDict[str] = CIMultiDict()
@@ -373,6 +309,82 @@ class UpstreamProxy:
         for name, value in extra:
             out[name] = value
         return out
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LocalBackend(UpstreamHeaders):
+    """A backend that is a handler of this process (the embedded backend in each worker).
+
+    The request is handed over instead of sent: a clone with the target and
+    the headers a remote backend would get (the signed identity among them),
+    sharing the client's connection, so the body is read and the answer
+    written without a second HTTP exchange.  The handler builds its URLs from
+    the ``X-Forwarded-*`` headers, so nothing needs rewriting; and since it
+    answers on the gateway's request, the gateway's response hooks (the
+    session cookie, the drain) run as for any answer.
+    """
+
+    def __init__(self, handler: Handler, *, reserved_headers: Collection[str], cookie_names: Collection[str]) -> None:
+        super().__init__(reserved_headers=reserved_headers, cookie_names=cookie_names)
+        self._handler = handler
+
+    async def forward(
+        self,
+        request: web.Request,
+        fwd: Forward,
+        rewrite_headers: Callable[[CIMultiDict[str], web.Request], BodyRewriter | None] | None = None,
+    ) -> web.StreamResponse:
+        handed = request.clone(
+            method=fwd.method,
+            rel_url=URL(fwd.target, encoded=True),
+            headers=self.upstream_headers(request, fwd.headers),
+        )
+        return await self._handler(handed)
+
+
+class UpstreamProxy(UpstreamHeaders):
+    """Streams requests to one backend over a pool of keep-alive connections."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: aiohttp.ClientSession,
+        reserved_headers: Collection[str],
+        cookie_names: Collection[str],
+        send_timeout: float,
+    ) -> None:
+        super().__init__(reserved_headers=reserved_headers, cookie_names=cookie_names)
+        self._base = base_url.rstrip("/")
+        self._session = session
+        self._send_timeout = send_timeout
+
+    @staticmethod
+    def new_session(
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_timeout: float,
+        max_connections: int,
+    ) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60)
+        # No public hook chooses the connector's protocol; see _BackendProtocol.
+        connector._factory = functools.partial(  # type: ignore[assignment]
+            _BackendProtocol, loop=asyncio.get_running_loop()
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            # aiohttp's "connect" covers waiting for a pooled connection and
+            # then connecting; "sock_connect" the connecting alone.
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=pool_timeout + connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+            ),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        )
 
     def _response_headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
         out: CIMultiDict[str] = CIMultiDict()

@@ -89,7 +89,7 @@ Behaviour and the choices made where Hoop/HDFS leave room:
   chunked encoding.
 """
 
-from .app import BACKEND_KEY, build_embedded_app
+from .app import BACKEND_KEY, LOCAL_HANDLER, build_embedded_app
 from .store import Store
 
-__all__ = ("BACKEND_KEY", "Store", "build_embedded_app")
+__all__ = ("BACKEND_KEY", "LOCAL_HANDLER", "Store", "build_embedded_app")

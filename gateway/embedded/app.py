@@ -22,16 +22,17 @@ from .faces import STREAMING_KEY, Face, face_for
 from .faces import alluxio, hoop, webhdfs
 from .store import AuthenticationError, BadRequestError, FsError, IOFailureError, Store
 
-__all__ = ("BACKEND_KEY", "build_embedded_app")
+__all__ = ("BACKEND_KEY", "LOCAL_HANDLER", "build_embedded_app")
 
 logger = logging.getLogger("gateway.embedded")
 
 _USER_KEY = web.RequestKey("embedded_user", str)
-_FACES_KEY = web.AppKey("embedded_faces", tuple[Face, ...])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 BACKEND_KEY = web.AppKey("embedded_backend", Store)
+LOCAL_HANDLER: web.AppKey[Handler] = web.AppKey("embedded_handler")
+"""The backend as one handler, for a gateway in this process to hand requests to (started with the app)."""
 
 
 def _error_middleware(faces: tuple[Face, ...]) -> Any:
@@ -83,10 +84,26 @@ def _identity_middleware(*, signer: IdentitySigner, identity_header: str) -> Any
     return impl
 
 
-async def _dispatch(request: web.Request) -> web.StreamResponse:
-    store = request.app[BACKEND_KEY]
-    face = face_for(request.app[_FACES_KEY], request.raw_path)
-    return await face.handle(request, store, store.principal(request[_USER_KEY]))
+def _handler(store: Store, faces: tuple[Face, ...], *, signer: IdentitySigner, identity_header: str) -> Handler:
+    """The whole backend as one handler: failures rendered per face, the identity verified, the face.
+
+    It needs nothing of the app the request came through, so a gateway in
+    this process may hand it requests directly (:data:`LOCAL_HANDLER`).
+    """
+    errors = _error_middleware(faces)
+    identity = _identity_middleware(signer=signer, identity_header=identity_header)
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        face = face_for(faces, request.raw_path)
+        return await face.handle(request, store, store.principal(request[_USER_KEY]))
+
+    async def verified(request: web.Request) -> web.StreamResponse:
+        return await identity(request, dispatch)  # type: ignore[no-any-return]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await errors(request, verified)  # type: ignore[no-any-return]
+
+    return handle
 
 
 async def _sweep_streams(store: Store) -> None:
@@ -109,11 +126,10 @@ def build_embedded_app(
     """
     store = Store(config)
     faces: tuple[Face, ...] = (hoop.FACE, webhdfs.FACE, alluxio.FACE)
-    app = web.Application(
-        middlewares=[_error_middleware(faces), _identity_middleware(signer=signer, identity_header=identity_header)]
-    )
+    handler = _handler(store, faces, signer=signer, identity_header=identity_header)
+    app = web.Application()
     app[BACKEND_KEY] = store
-    app[_FACES_KEY] = faces
+    app[LOCAL_HANDLER] = handler
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         store.start()
@@ -127,5 +143,5 @@ def build_embedded_app(
             store.stop()
 
     app.cleanup_ctx.append(lifetime)
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    app.router.add_route("*", "/{tail:.*}", handler)
     return app

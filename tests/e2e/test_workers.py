@@ -126,3 +126,27 @@ def test_namespace_changes_wait_for_the_roots_namespace_lock(gw: GatewayProcess)
         assert (gw.root / "held").is_dir()
     finally:
         os.close(lock)
+
+
+@pytest.mark.parametrize("size", [1400, 3 * 2**20 + 5])  # answered in one write; streamed
+def test_the_embedded_default_answers_in_process_with_the_gateways_headers(gw: GatewayProcess, size: int) -> None:
+    """Each worker hands requests to its own embedded backend: the answer still carries the
+    session cookie (the gateway's hook), its URLs name the gateway, and the identity is checked."""
+    body = os.urandom(size)
+    session = requests.Session()  # the data step rides on the cookie
+    r = session.put(f"{gw.url}/webhdfs/v1/user/bob/f", params={"op": "CREATE", "user.name": "bob"},
+                    allow_redirects=False, timeout=10)
+    assert r.status_code == 307 and r.headers["Location"].startswith(f"{gw.url}/webhdfs/v1/user/bob/f?")
+    assert "hadoop.auth=" in r.headers["Set-Cookie"]
+    r = session.put(r.headers["Location"], data=body, headers={"Content-Type": "application/octet-stream"},
+                    timeout=10)
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == f"{gw.url}/webhdfs/v1/user/bob/f"
+    r = requests.get(f"{gw.url}/webhdfs/v1/user/bob/f", params={"op": "OPEN", "user.name": "bob"}, timeout=10)
+    assert (r.status_code, r.content) == (200, body)
+    assert "hadoop.auth=" in r.headers["Set-Cookie"]
+    # The embedded port itself still refuses what the gateway did not sign.
+    direct = requests.get(f"{gw.backend_url}/webhdfs/v1/user/bob/f", params={"op": "OPEN", "user.name": "bob"},
+                          headers={"X-Forwarded-User": "bob"}, timeout=10)
+    assert direct.status_code == 401
+    assert direct.json()["RemoteException"]["exception"] == "SecurityException"
