@@ -233,13 +233,14 @@ def _run_loop(coro: Coroutine[Any, Any, None]) -> int:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
             runner.run(coro)
-        except _StartError as exc:
-            server_logger.error("cannot start: %s", exc)
-            return EXIT_CANNOT_START
-        except OSError as exc:
-            server_logger.error("cannot start: %s", exc)
-            return EXIT_CANNOT_START
+        except (_StartError, OSError) as exc:
+            return _cannot_start(exc)
     return 0
+
+
+def _cannot_start(exc: Exception) -> int:
+    server_logger.error("cannot start: %s", exc)
+    return EXIT_CANNOT_START
 
 
 def _run_workers(
@@ -615,12 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return _serve(config) if args.command == "serve" else _embedded(config)
-    except _StartError as exc:
-        server_logger.error("cannot start: %s", exc)
-        return EXIT_CANNOT_START
-    except OSError as exc:
-        server_logger.error("cannot start: %s", exc)
-        return EXIT_CANNOT_START
+    except (_StartError, OSError) as exc:
+        return _cannot_start(exc)
 
 
 if __name__ == "__main__":

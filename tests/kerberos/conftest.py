@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -70,6 +70,17 @@ class KdcRealm:
 
 
 _serial = itertools.count()
+
+
+def gateway_kerberos(kdc: KdcRealm, tmp_path: Path, **options: Any) -> dict[str, Any]:
+    """The ``[auth.kerberos]`` of a test gateway: the realm's HTTP/localhost keytab, a replay
+    cache of its own under ``tmp_path``, and ``options``."""
+    return {
+        "keytab": str(kdc.http_keytab),
+        "principal": "HTTP/localhost@EXAMPLE.COM",
+        "replay_cache": f"file2:{tmp_path / 'gateway.rcache2'}",
+        **options,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ import pytest
 from tests.clients.gobuild import build_go_program
 from tests.conftest import GatewayProcess
 from tests.e2e.test_embedded_alluxio_client import SEED_PROGRAM
-from tests.kerberos.conftest import KdcRealm
+from tests.kerberos.conftest import KdcRealm, gateway_kerberos
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.timeout(120)]
 
@@ -52,13 +52,10 @@ def gw(gateway: Callable[..., GatewayProcess], kdc: KdcRealm, tmp_path: Path) ->
     return gateway(
         auth={
             "schemes": ["kerberos"],
-            "kerberos": {
-                "keytab": str(kdc.http_keytab),
-                "principal": "HTTP/localhost@EXAMPLE.COM",
-                "replay_cache": f"file2:{tmp_path / 'gateway.rcache2'}",
-                "name_rules": NAME_RULES,
-                "allowed_principals": ["alice@EXAMPLE.COM", "alice/admin@EXAMPLE.COM"],
-            },
+            "kerberos": gateway_kerberos(
+                kdc, tmp_path, name_rules=NAME_RULES,
+                allowed_principals=["alice@EXAMPLE.COM", "alice/admin@EXAMPLE.COM"],
+            ),
         },
         env=kdc.env,
     )

@@ -27,7 +27,7 @@ from requests_gssapi import REQUIRED, HTTPSPNEGOAuth  # type: ignore[import-unty
 from requests_kerberos import HTTPKerberosAuth  # type: ignore[import-untyped]
 
 from tests.kerberos.client import handshake
-from tests.kerberos.conftest import KdcRealm
+from tests.kerberos.conftest import KdcRealm, gateway_kerberos
 
 pytestmark = pytest.mark.kerberos
 
@@ -36,12 +36,7 @@ Gateway = Callable[..., Any]
 
 
 def start(gateway: Gateway, kdc: KdcRealm, tmp_path: Path, *, validity: int = 600, **kerberos: Any) -> Any:
-    options = {
-        "keytab": str(kdc.http_keytab),
-        "principal": "HTTP/localhost@EXAMPLE.COM",
-        "replay_cache": f"file2:{tmp_path / 'gateway.rcache2'}",
-        **kerberos,
-    }
+    options = gateway_kerberos(kdc, tmp_path, **kerberos)
     return gateway(
         auth={"schemes": ["kerberos", "simple"], "kerberos": options},
         cookie={"validity": validity},

@@ -21,7 +21,7 @@ from hdfs.ext.kerberos import KerberosClient  # type: ignore[import-untyped]
 
 from tests.conftest import GatewayProcess
 from tests.e2e.curl import curl
-from tests.kerberos.conftest import KdcRealm
+from tests.kerberos.conftest import KdcRealm, gateway_kerberos
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.timeout(120)]
 
@@ -33,12 +33,7 @@ def gw(gateway: Callable[..., GatewayProcess], kdc: KdcRealm, tmp_path: Path) ->
     return gateway(
         auth={
             "schemes": ["kerberos"],
-            "kerberos": {
-                "keytab": str(kdc.http_keytab),
-                "principal": "HTTP/localhost@EXAMPLE.COM",
-                "replay_cache": f"file2:{tmp_path / 'gateway.rcache2'}",
-                "allowed_principals": ["alice@EXAMPLE.COM", "bob@EXAMPLE.COM"],
-            },
+            "kerberos": gateway_kerberos(kdc, tmp_path, allowed_principals=["alice@EXAMPLE.COM", "bob@EXAMPLE.COM"]),
         },
         env=kdc.env,
     )

@@ -11,7 +11,7 @@ import requests
 
 from tests.e2e.test_workers import served_by
 from tests.kerberos.client import handshake
-from tests.kerberos.conftest import KdcRealm
+from tests.kerberos.conftest import KdcRealm, gateway_kerberos
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.timeout(120)]
 
@@ -21,11 +21,7 @@ def test_a_token_replayed_to_another_worker_is_refused(
 ) -> None:
     gw = gateway(
         server={"workers": 2},
-        auth={"schemes": ["kerberos"], "kerberos": {
-            "keytab": str(kdc.http_keytab),
-            "principal": "HTTP/localhost@EXAMPLE.COM",
-            "replay_cache": f"file2:{tmp_path / 'gateway.rcache2'}",
-        }},
+        auth={"schemes": ["kerberos"], "kerberos": gateway_kerberos(kdc, tmp_path)},
         env=kdc.env,
     )
     header = {"Authorization": handshake(kdc.ccache("alice")).header}
