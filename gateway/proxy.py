@@ -69,7 +69,6 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "x-forwarded-host",
 }
 _RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
-_CHUNK = 256 * 1024
 _SMALL_BODY = 64 * 1024
 
 
@@ -466,7 +465,7 @@ class UpstreamProxy(UpstreamHeaders):
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
             await response.prepare(request)
             if request.method != hdrs.METH_HEAD:
-                async for chunk in upstream.content.iter_chunked(_CHUNK):
+                async for chunk in upstream.content.iter_any():  # as parsed: joining pieces would copy them
                     if rewriter is not None:
                         chunk = rewriter.feed(chunk)
                     if chunk:
