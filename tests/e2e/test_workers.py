@@ -150,3 +150,27 @@ def test_the_embedded_default_answers_in_process_with_the_gateways_headers(gw: G
                           headers={"X-Forwarded-User": "bob"}, timeout=10)
     assert direct.status_code == 401
     assert direct.json()["RemoteException"]["exception"] == "SecurityException"
+
+
+def test_concurrent_appends_through_both_workers_keep_every_piece_whole(gw: GatewayProcess) -> None:
+    base = f"{gw.url}/webhdfs/v1/log"
+    hdfs = {"user.name": "hdfs"}
+    octets = {"Content-Type": "application/octet-stream"}
+    r = requests.put(base, params={**hdfs, "op": "CREATE", "data": "true"}, data=b"", headers=octets, timeout=10)
+    assert r.status_code == 201, r.text
+    pieces = [bytes([65 + i]) * (256 * 1024 + i) for i in range(20)]  # each big enough to take several writes
+
+    def append(i: int) -> int:
+        r = requests.post(base, params={**hdfs, "op": "APPEND", "data": "true", "n": i}, data=pieces[i],
+                          headers=octets, timeout=30)
+        return r.status_code
+
+    with ThreadPoolExecutor(len(pieces)) as pool:
+        assert list(pool.map(append, range(len(pieces)))) == [200] * len(pieces)
+    data = (gw.root / "log").read_bytes()
+    assert len(data) == sum(map(len, pieces))
+    # Each piece lies in one run: no append interleaved with another.
+    found = sorted(len(m.group()) for m in re.finditer(rb"([A-T])\1*", data))
+    assert found == sorted(map(len, pieces)), "an append was interleaved with another"
+    time.sleep(0.2)
+    assert set(served_by(gw).values()) == {0, 1}
