@@ -450,7 +450,9 @@ ports (with the defaults, both on loopback only):
   {_SERVER.host}:{_SERVER.port}  the gateway, where clients connect (server.host, server.port)
   {_EMBEDDED.listen}  the embedded backend, which answers only requests the gateway
                    signed (embedded.listen; can be a unix:/path socket instead)
-Without cookie.secret_files, the embedded mode generates its keys once into
+It runs one worker process per CPU core (--workers), all serving these
+ports; each worker runs the gateway and the embedded backend. Without
+cookie.secret_files, the embedded mode generates its keys once into
 ROOT/.authgateway/ (mode 0600) and keeps them across restarts."""
 
 _STOPPING = f"""\
