@@ -301,6 +301,28 @@ async def test_expiry_is_the_end_of_the_clients_ticket(client: Client, options: 
 # -- threads, start and stop -----------------------------------------------------------------
 
 
+async def test_with_no_threads_accepting_runs_on_the_loop_and_still_refuses_replays(
+    client: Client, options: KerberosOptions, kdc: KdcRealm
+) -> None:
+    c = await client(replace(options, accept_threads=0))
+    scheme = c.app[SCHEME]
+    seen: list[str] = []
+    original = scheme._accept
+
+    def spy(*args: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return original(*args)
+
+    scheme._accept = spy  # type: ignore[method-assign,assignment]
+    hs = handshake(kdc.ccache("alice"))
+    resp = await c.get("/", headers={"Authorization": hs.header})
+    assert resp.status == 200, await resp.text()
+    hs.finish(resp.headers["WWW-Authenticate"])  # the mutual-authentication token verifies
+    assert seen == [threading.current_thread().name]
+    again = await c.get("/", headers={"Authorization": hs.header})
+    assert again.status == 401 and "replay" in (await again.json())["error"].lower()
+
+
 async def test_accepting_runs_on_the_schemes_own_threads(options: KerberosOptions, kdc: KdcRealm) -> None:
     from aiohttp.test_utils import make_mocked_request
 
@@ -374,7 +396,8 @@ def test_check_options_star_needs_an_http_principal(kdc: KdcRealm, tmp_path: Pat
         ({"replay_cache": "file2"}, "replay_cache = 'file2': must be TYPE:RESIDUAL"),
         ({"replay_cache": "file2:/no/such/dir/rc"}, "replay_cache = 'file2:/no/such/dir/rc': directory '/no/such/dir'"),
         ({"replay_cache": "memory:x"}, "replay_cache = 'memory:x': unknown replay cache type 'memory'"),
-        ({"accept_threads": 0}, "accept_threads = 0: must be between 1 and 64"),
+        ({"accept_threads": -1}, "accept_threads = -1: must be between 0 and 64"),
+        ({"accept_threads": 65}, "accept_threads = 65: must be between 0 and 64"),
         ({"allowed_principals": ("",)}, "allowed_principals: an empty pattern"),
         ({"principal": "HTTP/localhost@"}, "principal = 'HTTP/localhost@': must look like"),
         ({"name_rules": "RULE:[1:$1"}, "name_rules = 'RULE:[1:$1': "),
