@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from authplugins import SCHEME_TYPES, AuthScheme, ConfigError, scheme_class
 from gateway.dialects import DIALECTS
+from gateway.groups import parse_groups
 
 __all__ = (
     "AuthConfig",
@@ -638,8 +639,6 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             raise ValueError
     except ValueError:
         problems.append(f"{name('embedded.umask')} = {embedded.umask!r}: must be an octal number up to 777")
-    from gateway.embedded.store import parse_groups  # here: the embedded package imports this module
-
     for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses
         try:
             parse_groups([entry])

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ...groups import members_to_groups, parse_groups
+
 __all__ = (
     "DEFAULT_DIR_PERM",
     "DEFAULT_FILE_PERM",
@@ -110,29 +112,13 @@ class GroupMap:
     __slots__ = ("_member_of", "superuser", "supergroup")
 
     def __init__(self, memberships: Mapping[str, Iterable[str]], *, superuser: str, supergroup: str) -> None:
-        member_of: dict[str, set[str]] = {}
-        for group, users in memberships.items():
-            for user in users:
-                member_of.setdefault(user, set()).add(group)
-        self._member_of = {u: frozenset(g) for u, g in member_of.items()}
+        self._member_of = members_to_groups(memberships)
         self.superuser = superuser
         self.supergroup = supergroup
 
     def principal(self, user: str) -> Principal:
         groups = self._member_of.get(user, frozenset())
         return Principal(user, groups, user == self.superuser or self.supergroup in groups)
-
-
-def parse_groups(entries: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """``["g:u1,u2", "g:u3"]`` -> ``{"g": ("u1", "u2", "u3")}``; raise ``ValueError`` when malformed."""
-    result: dict[str, list[str]] = {}
-    for entry in entries:
-        group, sep, users = entry.partition(":")
-        names = [u.strip() for u in users.split(",") if u.strip()]
-        if not sep or not group.strip() or not names:
-            raise ValueError(f"group entry {entry!r} must look like 'group:user1,user2'")
-        result.setdefault(group.strip(), []).extend(names)
-    return {g: tuple(u) for g, u in result.items()}
 
 
 def has_access(principal: Principal, owner: str, group: str, mode: int, wanted: FsAction) -> bool:
