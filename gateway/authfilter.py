@@ -7,6 +7,11 @@
    status (400/401/403); when no scheme succeeds, 401 with one
    ``WWW-Authenticate`` header per scheme.  Either way a cookie the client
    sent is cleared.
+4. Once authenticated, a ``doas`` in the query (any spelling) is honoured
+   only where the proxy-user rules allow it (:mod:`gateway.proxyusers`):
+   the request then goes on as that user, :data:`AUTHENTICATED` keeping who
+   asked; otherwise 403.  The session cookie always names who
+   authenticated, never whom it acted for.
 
 Cookies are set through ``on_response_prepare``, so the same path serves
 streamed proxy responses, error bodies and challenges.
@@ -14,6 +19,7 @@ streamed proxy responses, error bodies and challenges.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,12 +29,15 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from authplugins import Authenticated, AuthenticationError, AuthScheme, Challenge
+from authplugins._username import check_user_name
+from authplugins.query import param_values
 from gateway.config import CookieConfig
 from gateway.cookie import CookieCodec, SessionToken
 from gateway.cookieheader import cookie_values
 from gateway.log import audit_logger, auth_logger
+from gateway.proxyusers import ProxyUsers
 
-__all__ = ("IDENTITY", "AuthFilter")
+__all__ = ("AUTHENTICATED", "IDENTITY", "AuthFilter")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,6 +50,9 @@ class ErrorResponder(Protocol):
 
 
 IDENTITY = web.RequestKey("identity", SessionToken)
+"""Whom the request acts for: the authenticated user, or whom its ``doas`` named."""
+AUTHENTICATED = web.RequestKey("authenticated", str)
+"""The user who authenticated, whoever the request acts for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +81,7 @@ class AuthFilter:
         cookie: CookieConfig,
         error_response: ErrorResponder,
         force_secure: bool = False,
+        proxy_users: ProxyUsers | None = None,
     ) -> None:
         if not schemes:
             raise ValueError("at least one scheme is required")
@@ -77,6 +90,7 @@ class AuthFilter:
         self._cookie = cookie
         self._secure = cookie.secure or force_secure
         self._error_response = error_response
+        self._proxy_users = proxy_users
         self._cache: dict[str, SessionToken] = {}
         attributes = f"; Path={cookie.path}"
         if cookie.domain:
@@ -114,8 +128,7 @@ class AuthFilter:
         for value in sent:
             token = self._from_cookie(value, now)
             if token is not None:
-                request[IDENTITY] = token
-                return await handler(request)
+                return await self._act(request, handler, token)
         if sent:
             auth_logger.info("ignoring an invalid or expired session cookie from %s", request.remote)
 
@@ -155,8 +168,34 @@ class AuthFilter:
             "authenticated user=%s principal=%s scheme=%s remote=%s",
             token.user, token.principal, token.scheme, request.remote,
         )
-        request[IDENTITY] = token
         request[_COOKIE_ACTION] = _CookieAction(self._codec.encode(token), token.remaining(now), result.headers)
+        return await self._act(request, handler, token)
+
+    async def _act(self, request: web.Request, handler: Handler, token: SessionToken) -> web.StreamResponse:
+        """Go on as ``token``'s user, or as the one a ``doas`` names where the rules allow it."""
+        request[AUTHENTICATED] = token.user
+        wanted = {value for value in param_values(request.query_string, "doas") if value}
+        if not wanted or wanted == {token.user}:
+            request[IDENTITY] = token
+            return await handler(request)
+        if len(wanted) > 1:
+            return self._error_response(request, 400, "doas is given more than once", headers=CIMultiDict())
+        (effective,) = wanted
+        why = check_user_name(effective)
+        if why is not None:
+            return self._error_response(request, 400, why.replace("user.name", "doas"), headers=CIMultiDict())
+        refusal = (
+            f"User: {token.user} is not allowed to impersonate {effective}"
+            if self._proxy_users is None
+            else self._proxy_users.refusal(token.user, effective, request.remote)
+        )
+        if refusal is not None:
+            audit_logger.info(
+                "impersonation refused user=%s doas=%s remote=%s reason=%s",
+                token.user, effective, request.remote, refusal,
+            )
+            return self._error_response(request, 403, refusal, headers=CIMultiDict())
+        request[IDENTITY] = dataclasses.replace(token, user=effective)
         return await handler(request)
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:

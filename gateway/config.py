@@ -30,7 +30,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from authplugins import SCHEME_TYPES, AuthScheme, ConfigError, scheme_class
 from gateway.dialects import DIALECTS
@@ -182,6 +182,31 @@ class EmbeddedConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupsConfig:
+    source: Literal["static", "os"] = field(
+        default="static",
+        metadata=_help(
+            'where proxy-user rules find a user\'s groups: "static" (the entries below) or "os" '
+            "(the system's user and group databases, as getent sees them)"
+        ),
+    )
+    static: tuple[str, ...] = field(default=(), metadata=_help('group memberships, each "group:user1,user2"'))
+    cache_seconds: float = field(
+        default=300.0, metadata=_help('how long "os" answers (misses too) are kept, as Hadoop\'s groups cache')
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyUserConfig:
+    user: str = field(default="", metadata=_help("the authenticated user these rules let act for others (doas)"))
+    users: tuple[str, ...] = field(default=(), metadata=_help('users it may act for, or ["*"]'))
+    groups: tuple[str, ...] = field(default=(), metadata=_help('members of these groups it may act for, or ["*"]'))
+    hosts: tuple[str, ...] = field(
+        default=(), metadata=_help('client addresses it may do so from: IPs, CIDR ranges, host names, or ["*"]')
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: str = field(
         default="INFO",
@@ -197,8 +222,11 @@ class Config:
     backend: BackendConfig = BackendConfig()
     embedded: EmbeddedConfig = EmbeddedConfig()
     log: LogConfig = LogConfig()
+    groups: GroupsConfig = GroupsConfig()
     # The [[routes]] tables as written; see routes for what is served.
     route_tables: tuple[RouteConfig, ...] = ()
+    # The [[proxy_users]] tables: who may act for whom (doas).
+    proxy_users: tuple[ProxyUserConfig, ...] = ()
     # The validated options of each enabled scheme, in the order tried.
     scheme_options: tuple[tuple[str, Any], ...] = ()
     source: str = ""
@@ -234,7 +262,10 @@ _SECTIONS: Mapping[str, type[Any]] = {
     "backend": BackendConfig,
     "embedded": EmbeddedConfig,
     "log": LogConfig,
+    "groups": GroupsConfig,
 }
+_ARRAYS = ("routes", "proxy_users")  # sections that are arrays of tables
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,11 +481,12 @@ def load_config(
 
     sections: dict[str, Any] = {}
     scheme_tables: dict[str, Any] = {}
-    route_tables = _read_routes(data.pop("routes", []), problems, name)
+    route_tables = _read_tables(RouteConfig, "routes", data.pop("routes", []), problems, name)
+    proxy_users = _read_tables(ProxyUserConfig, "proxy_users", data.pop("proxy_users", []), problems, name)
     for key, value in data.items():
         if key not in _SECTIONS:
             unknown = f"{key}: unknown section" if key in file_sections else f"{name(key)}: unknown section {key}"
-            problems.append(f"{unknown} (allowed: {', '.join(_SECTIONS)}, routes)")
+            problems.append(f"{unknown} (allowed: {', '.join([*_SECTIONS, *_ARRAYS])})")
         elif not isinstance(value, Mapping):
             problems.append(f"{name(key)}: must be a table")
     for section, cls in _SECTIONS.items():
@@ -465,18 +497,65 @@ def load_config(
         sections[section] = read_table(cls, _type_env_texts(cls, table), section, problems, name)
 
     scheme_options = _read_schemes(sections["auth"], scheme_tables, problems, name)
-    config = Config(**sections, route_tables=route_tables, scheme_options=scheme_options, source=source)
+    config = Config(
+        **sections, route_tables=route_tables, proxy_users=proxy_users, scheme_options=scheme_options, source=source
+    )
     problems.extend(_check(config, name))
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def _read_routes(value: Any, problems: list[str], name: Names) -> tuple[RouteConfig, ...]:
+def _read_tables(cls: type[_T], key: str, value: Any, problems: list[str], name: Names) -> tuple[_T, ...]:
+    """An array of tables (``[[routes]]``, ``[[proxy_users]]``), each read as ``cls``."""
     if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
-        problems.append(f"{name('routes')}: must be an array of tables ([[routes]])")
+        problems.append(f"{name(key)}: must be an array of tables ([[{key}]])")
         return ()
-    return tuple(read_table(RouteConfig, dict(t), f"routes[{i}]", problems, name) for i, t in enumerate(value))
+    return tuple(read_table(cls, dict(t), f"{key}[{i}]", problems, name) for i, t in enumerate(value))
+
+
+def _proxy_user_problems(config: Config, name: Names) -> list[str]:
+    """Each [[proxy_users]] table, and the [groups] its rules read."""
+    from gateway.proxyusers import HostList, host_entry_problem
+
+    problems: list[str] = []
+    groups = config.groups
+    if groups.source == "static":
+        for entry in groups.static:
+            try:
+                parse_groups([entry])
+            except ValueError:
+                problems.append(f"{name('groups.static')}: {entry!r} must look like 'group:user1,user2'")
+    elif groups.static:
+        problems.append(f"{name('groups.static')}: only read with source = \"static\", not {groups.source!r}")
+    if not 0 <= groups.cache_seconds <= 86400:
+        problems.append(f"{name('groups.cache_seconds')} = {groups.cache_seconds}: must be between 0 and 86400")
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(config.proxy_users):
+        where = f"proxy_users[{i}]"
+        if not rule.user.strip():
+            problems.append(f"{name(where + '.user')}: must name the user these rules are for")
+        elif rule.user in seen:
+            problems.append(f"{name(where + '.user')} = {rule.user!r}: already the user of proxy_users[{seen[rule.user]}]")
+        else:
+            seen[rule.user] = i
+        for key, entries in (("users", rule.users), ("groups", rule.groups), ("hosts", rule.hosts)):
+            if "*" in entries and len(entries) > 1:
+                problems.append(f"{name(where + '.' + key)} = {list(entries)!r}: \"*\" stands alone")
+        if not rule.users and not rule.groups:
+            problems.append(f"{name(where)}: give users or groups, or the rule lets {rule.user!r} act for nobody")
+        if not rule.hosts:
+            problems.append(f"{name(where + '.hosts')}: give the client addresses (or [\"*\"]), or no address may")
+        for entry in rule.hosts:
+            why = host_entry_problem(entry)
+            if why is None and "/" not in entry and entry.strip() != "*":
+                try:
+                    HostList([entry])
+                except OSError as exc:
+                    why = f"{entry!r} cannot be resolved ({exc.strerror or exc})"
+            if why is not None:
+                problems.append(f"{name(where + '.hosts')}: {why}")
+    return problems
 
 
 def _route_problems(config: Config, name: Names) -> list[str]:
@@ -606,6 +685,7 @@ def _check(config: Config, name: Names = str) -> list[str]:
             f"{name('backend.dialect')} = {backend.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"
         )
     problems.extend(_route_problems(config, name))
+    problems.extend(_proxy_user_problems(config, name))
     if backend.url:
         problems.extend(_url_problems(name("backend.url"), backend.url))
     if not config.embedded_mode:

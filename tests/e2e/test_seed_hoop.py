@@ -150,8 +150,13 @@ def test_spoofed_identity_does_not_beat_the_cookie(gw: GatewayProcess, tmp_path:
     jar = tmp_path / "jar"
     login(gw, jar, "babu")
     for extra in (["-H", "X-Forwarded-User: hdfs"], ["-H", "X_Forwarded_User: hdfs"], []):
-        r = curl("-b", str(jar), *extra, f"{gw.url}/?op=homedir&user.name=hdfs&doas=hdfs")
+        r = curl("-b", str(jar), *extra, f"{gw.url}/?op=homedir&user.name=hdfs")
         assert (r.status, r.json()) == (200, {"homeDir": f"{gw.url}/user/babu"})
+    # A doas no proxy-user rule allows is refused, as HttpFS refuses it.
+    r = curl("-b", str(jar), f"{gw.url}/?op=homedir&doas=hdfs")
+    assert (r.status, r.json()["exception"], r.json()["message"]) == (
+        403, "AccessControlException", "User: babu is not allowed to impersonate hdfs"
+    )
     # Anything the client wrote is still the client's: a create is babu's.  In /
     # (hdfs's, 755) hdfs could write and babu cannot ...
     spoof = ("-X", "POST", "-b", str(jar), "-H", "X-Forwarded-User: hdfs", "--data-binary", "x",

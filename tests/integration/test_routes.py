@@ -109,7 +109,8 @@ async def test_each_prefix_reaches_its_backend(routed: Setup, target: str, backe
     assert ["X-Forwarded-User", "bob"] in doc["headers"]
 
 
-SPOOFS = "user.name=root&User.Name=root&doas=root&DoAs=root&delegation=tok&DELEGATION=tok&user%2Ename=root;d%6Fas=x"
+# A doas naming the authenticated user itself is no request to act for another: it is only scrubbed.
+SPOOFS = "user.name=root&User.Name=root&doas=bob&DoAs=bob&delegation=tok&DELEGATION=tok&user%2Ename=root;d%6Fas=bob"
 
 
 @pytest.mark.parametrize(
@@ -160,6 +161,31 @@ async def test_a_path_that_decodes_into_another_route_is_refused(routed: Setup, 
     assert key in doc and "decoded" in json.dumps(doc), doc
     resp, raw = await routed.get(target, headers={"Cookie": f"hadoop.auth={mint('bob')}"})
     assert resp.status == status and "backend" not in json.loads(raw)
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "status"),
+    [
+        ("/webhdfs/v1/a?op=LISTSTATUS", "RemoteException", 403),
+        ("/api/v1/paths//a/exists", "statusCode", 500),  # the Alluxio proxy answers its failures with 500
+        ("/a?op=list", "exception", 403),
+    ],
+)
+@pytest.mark.parametrize("doas", ["doas=root", "DoAs=root", "d%6Fas=root"])
+async def test_a_doas_no_rule_allows_is_refused_in_the_routes_format(
+    routed: Setup, path: str, key: str, status: int, doas: str
+) -> None:
+    sep = "&" if "?" in path else "?"
+    resp, raw = await routed.get(f"{path}{sep}{doas}", headers={"Cookie": f"hadoop.auth={mint('bob')}"})
+    assert resp.status == status, raw
+    doc = json.loads(raw)
+    assert key in doc and "User: bob is not allowed to impersonate root" in raw.decode()
+    assert "backend" not in doc
+
+
+async def test_two_different_doas_are_a_bad_request(routed: Setup) -> None:
+    resp, raw = await routed.get("/a?op=list&doas=carol&DOAS=dave", headers={"Cookie": f"hadoop.auth={mint('bob')}"})
+    assert resp.status == 400 and "doas is given more than once" in raw.decode()
 
 
 async def test_a_cookie_from_one_route_serves_every_route(routed: Setup) -> None:

@@ -176,7 +176,8 @@ def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Pat
             },
         )
     assert info.value.problems == [
-        "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, routes)",
+        "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, groups, "
+        "routes, proxy_users)",
         "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
         "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, host, max_connections, port, "
         "shutdown_timeout, tls_cert_file, tls_key_file, workers)",
@@ -526,3 +527,75 @@ datanodes = ["dn:1"]
         "routes[0].datanodes: 'nohost' must look like 'host:port' (wildcards * ?)",
         "routes[1].datanodes: only a webhdfs route has data nodes",
     ]
+
+
+# -- proxy users and groups --------------------------------------------------------------
+
+
+def test_proxy_users_and_groups_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[embedded]
+root = "{tmp_path / 'data'}"
+[groups]
+static = ["analysts:carol,dave"]
+[[proxy_users]]
+user = "knox"
+groups = ["analysts"]
+hosts = ["10.0.0.0/8", "localhost"]
+[[proxy_users]]
+user = "hue"
+users = ["*"]
+hosts = ["*"]
+""",
+    )
+    config = load_config(path, env={})
+    assert [(r.user, r.users, r.groups, r.hosts) for r in config.proxy_users] == [
+        ("knox", (), ("analysts",), ("10.0.0.0/8", "localhost")),
+        ("hue", ("*",), (), ("*",)),
+    ]
+    assert (config.groups.source, config.groups.static, config.groups.cache_seconds) == (
+        "static", ("analysts:carol,dave",), 300.0,
+    )
+
+
+def test_every_proxy_user_problem_is_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[embedded]
+root = "{tmp_path / 'data'}"
+[groups]
+source = "os"
+static = ["analysts:carol"]
+cache_seconds = -1
+[[proxy_users]]
+users = ["bob"]
+hosts = ["*"]
+[[proxy_users]]
+user = "knox"
+users = ["bob", "*"]
+hosts = ["10.0.0.0/33", "no-such-host.invalid"]
+[[proxy_users]]
+user = "knox"
+colour = "red"
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    problems = info.value.problems
+    assert problems[0] == "proxy_users[2].colour: unknown key (allowed: groups, hosts, user, users)"
+    expected = [
+        "groups.static: only read with source = \"static\", not 'os'",
+        "groups.cache_seconds = -1.0: must be between 0 and 86400",
+        "proxy_users[0].user: must name the user these rules are for",
+        "proxy_users[1].users = ['bob', '*']: \"*\" stands alone",
+        "proxy_users[1].hosts: '10.0.0.0/33' is not a CIDR range",
+        "proxy_users[2].user = 'knox': already the user of proxy_users[1]",
+        "proxy_users[2]: give users or groups, or the rule lets 'knox' act for nobody",
+        "proxy_users[2].hosts: give the client addresses (or [\"*\"]), or no address may",
+    ]
+    for line in expected:
+        assert line in problems, (line, problems)
+    assert any(p.startswith("proxy_users[1].hosts: 'no-such-host.invalid' cannot be resolved") for p in problems)
