@@ -158,6 +158,12 @@ class RouteConfig:
             "send data steps to, through the gateway; redirects elsewhere are dropped"
         ),
     )
+    users: tuple[str, ...] = field(
+        default=(), metadata=_help("only these users (and members of groups) may use the route; empty: anyone")
+    )
+    groups: tuple[str, ...] = field(
+        default=(), metadata=_help("only members of these groups (and users) may use the route; groups from [groups]")
+    )
 
 
 # What the embedded backend serves when no route says otherwise; "/" follows [backend].

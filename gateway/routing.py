@@ -9,7 +9,7 @@ route's dialect.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -32,11 +32,26 @@ class AmbiguousPath(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Requests whose path starts with ``prefix`` go to ``backend_url``, spoken to in ``dialect``."""
+    """Requests whose path starts with ``prefix`` go to ``backend_url``, spoken to in ``dialect``.
+
+    With ``users`` or ``groups``, only those users, and members of those
+    groups, may use the route at all (:meth:`refusal`); without either,
+    everyone who authenticated may.
+    """
 
     prefix: str
     backend_url: str
     dialect: Dialect
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    def refusal(self, user: str, groups_of: Callable[[str], frozenset[str]]) -> str | None:
+        """Why ``user`` may not use this route, or ``None``; ``groups_of`` is asked only when needed."""
+        if not self.users and not self.groups:
+            return None
+        if user in self.users or (self.groups and not self.groups.isdisjoint(groups_of(user))):
+            return None
+        return f"User {user} may not use {self.prefix}"
 
     def matches(self, path: str) -> bool:
         # "/webhdfs/v1" is the root of the "/webhdfs/v1/" route, not of the catch-all.

@@ -254,3 +254,31 @@ def test_a_signed_data_step_verifies_only_for_its_user_node_and_time() -> None:
 )
 def test_datanode_patterns(node: str, allowed: bool) -> None:
     assert DataNodeRedirects(b"k" * 32, ["dn*.example:9864"]).allowed(node) is allowed
+
+
+# -- who may use a route ---------------------------------------------------------------
+
+
+def test_a_route_without_users_or_groups_is_open_to_everyone_who_authenticated() -> None:
+    asked: list[str] = []
+
+    def groups_of(user: str) -> frozenset[str]:
+        asked.append(user)
+        return frozenset()
+
+    assert Route("/", "http://b", dialect()).refusal("anyone", groups_of) is None
+    assert asked == []  # no group lookup when nothing restricts the route
+
+
+@pytest.mark.parametrize(
+    ("user", "allowed"),
+    [("alice", True), ("carol", True), ("dave", False), ("analysts", False)],
+)
+def test_a_route_admits_its_users_and_the_members_of_its_groups(user: str, allowed: bool) -> None:
+    members = {"carol": frozenset({"analysts"}), "dave": frozenset({"ops"})}
+    route = Route("/alluxio/", "http://b", dialect("alluxio"), users=frozenset({"alice"}),
+                  groups=frozenset({"analysts"}))
+    why = route.refusal(user, lambda u: members.get(u, frozenset()))
+    assert (why is None) == allowed
+    if not allowed:
+        assert why == f"User {user} may not use /alluxio/"
