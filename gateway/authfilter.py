@@ -12,6 +12,8 @@
    the request then goes on as that user, :data:`AUTHENTICATED` keeping who
    asked; otherwise 403.  The session cookie always names who
    authenticated, never whom it acted for.
+5. The user the request acts for must then pass ``authorize`` (the route's
+   users and groups), else 403.
 
 Cookies are set through ``on_response_prepare``, so the same path serves
 streamed proxy responses, error bodies and challenges.
@@ -82,6 +84,7 @@ class AuthFilter:
         error_response: ErrorResponder,
         force_secure: bool = False,
         proxy_users: ProxyUsers | None = None,
+        authorize: Callable[[web.Request, str], str | None] | None = None,
     ) -> None:
         if not schemes:
             raise ValueError("at least one scheme is required")
@@ -91,6 +94,7 @@ class AuthFilter:
         self._secure = cookie.secure or force_secure
         self._error_response = error_response
         self._proxy_users = proxy_users
+        self._authorize = authorize
         self._cache: dict[str, SessionToken] = {}
         attributes = f"; Path={cookie.path}"
         if cookie.domain:
@@ -176,8 +180,7 @@ class AuthFilter:
         request[AUTHENTICATED] = token.user
         wanted = {value for value in param_values(request.query_string, "doas") if value}
         if not wanted or wanted == {token.user}:
-            request[IDENTITY] = token
-            return await handler(request)
+            return await self._authorized(request, handler, token)
         if len(wanted) > 1:
             return self._error_response(request, 400, "doas is given more than once", headers=CIMultiDict())
         (effective,) = wanted
@@ -195,7 +198,19 @@ class AuthFilter:
                 token.user, effective, request.remote, refusal,
             )
             return self._error_response(request, 403, refusal, headers=CIMultiDict())
-        request[IDENTITY] = dataclasses.replace(token, user=effective)
+        return await self._authorized(request, handler, dataclasses.replace(token, user=effective))
+
+    async def _authorized(self, request: web.Request, handler: Handler, acting: SessionToken) -> web.StreamResponse:
+        """Go on as ``acting`` if it may use what the request asks for (its route), else 403."""
+        if self._authorize is not None:
+            refusal = self._authorize(request, acting.user)
+            if refusal is not None:
+                audit_logger.info(
+                    "authorization refused user=%s authenticated=%s remote=%s reason=%s",
+                    acting.user, request[AUTHENTICATED], request.remote, refusal,
+                )
+                return self._error_response(request, 403, refusal, headers=CIMultiDict())
+        request[IDENTITY] = acting
         return await handler(request)
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
