@@ -93,17 +93,23 @@ def _toml_value(value: Any) -> str:
 
 
 def to_toml(tables: Mapping[str, Any], prefix: str = "") -> str:
-    """A small TOML writer for test configurations (tables of plain values)."""
+    """A small TOML writer for test configurations (tables of plain values, arrays of tables)."""
     lines: list[str] = []
     nested: list[tuple[str, Mapping[str, Any]]] = []
+    arrays: list[tuple[str, list[Mapping[str, Any]]]] = []
     for key, value in tables.items():
         if isinstance(value, Mapping):
             nested.append((f"{prefix}{key}", value))
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            arrays.append((f"{prefix}{key}", value))
         else:
             lines.append(f"{key} = {_toml_value(value)}")
     out = "\n".join(lines) + ("\n" if lines else "")
     for name, table in nested:
         out += f"\n[{name}]\n" + to_toml(table, f"{name}.")
+    for name, items in arrays:
+        for item in items:
+            out += f"\n[[{name}]]\n" + to_toml(item, f"{name}.")
     return out
 
 
