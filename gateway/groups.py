@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-__all__ = ("GroupSource", "OsGroups", "StaticGroups", "members_to_groups", "parse_groups")
+__all__ = ("GroupSource", "OsGroups", "StaticGroups", "group_source", "members_to_groups", "parse_groups")
 
 _CACHE_LIMIT = 10_000  # users remembered at once; past it the cache starts afresh
 
@@ -108,3 +108,12 @@ class OsGroups:
             self._cache.clear()
         self._cache[user] = (now + self._ttl, groups)
         return groups
+
+
+def group_source(source: str, static: Iterable[str], cache_seconds: float) -> GroupSource:
+    """The group source ``[groups]`` describes: ``"static"`` entries, or the system's (``"os"``)."""
+    if source == "os":
+        return OsGroups(cache_seconds)
+    if source == "static":
+        return StaticGroups.from_entries(static)
+    raise ValueError(f"unknown group source {source!r}")
