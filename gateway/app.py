@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import ClientSession, HttpVersion11, hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 from multidict import CIMultiDict
 
 from authplugins import AuthScheme, scheme_class
@@ -23,11 +23,12 @@ from gateway.log import server_logger
 from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
 from gateway.routing import AmbiguousPath, Route, Router
 from gateway.serving import InFlight
+from gateway.upstream import UpstreamClient
 
 __all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
 
 _PROXIES = web.AppKey("proxies", dict[str, UpstreamProxy | LocalBackend])  # by backend URL, one per backend
-_DATA_SESSION = web.AppKey("data_session", ClientSession)  # for data steps to data nodes
+_DATA_SESSION = web.AppKey("data_session", UpstreamClient)  # for data steps to data nodes
 IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progress, for the drain
 ROUTE = web.RequestKey("route", Route)  # the request's route, resolved before authentication
 _TARGET = web.RequestKey("target", str)  # the origin-form request target
@@ -157,7 +158,7 @@ def build_gateway_app(
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         started: list[AuthScheme] = []
-        sessions: list[ClientSession] = []
+        sessions: list[UpstreamClient] = []
         try:
             for scheme in schemes:
                 await scheme.start()

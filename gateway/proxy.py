@@ -17,10 +17,15 @@ What it does on every request:
 * sets ``X-Forwarded-For`` (appended), ``-Proto`` and ``-Host``;
 * never passes back the backend's own ``WWW-Authenticate`` or its
   ``hadoop.auth``/session ``Set-Cookie``;
+* speaks HTTP/1.1 to the backend over a pool of keep-alive connections
+  (:mod:`gateway.upstream`), and sends a bodiless idempotent request once
+  more on a fresh connection when a kept-alive one turns out closed;
 * maps an unreachable backend, a broken answer and a ``101`` nobody asked
   for to 502; a backend that does not connect, answer or take the request
   body in time, and a pool with no free connection in time, to 504
   (``connect_timeout``, ``read_timeout``, ``send_timeout``, ``pool_timeout``);
+  a backend that fails once the answer has started cuts the client's
+  connection, never leaving it a body that looks complete;
 * holds at most one chunk of a body in flight each way, so memory follows
   the number of connections, not their sizes or speeds;
 * lets the dialect rewrite the response headers and, through the
@@ -31,23 +36,21 @@ What it does on every request:
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 import socket
-from typing import Any, Protocol
+from typing import Protocol
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
-import aiohttp
-from aiohttp import hdrs, payload, web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.http import RawResponseMessage
+from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from gateway.cookieheader import strip_cookies
 from gateway.log import proxy_logger
+from gateway.upstream import (
+    BackendError, ConnectError, Connection, InterimAnswerError, Origin, ResponseHead, UpstreamClient,
+)
 
 __all__ = (
     "BodyRewriter", "Forward", "LocalBackend", "UpstreamError", "UpstreamHeaders", "UpstreamProxy", "fold_header_name",
@@ -70,6 +73,7 @@ _REQUEST_DROP = _HOP_BY_HOP | {
 }
 _RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
 _SMALL_BODY = 64 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 9.2.2
 
 
 _ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
@@ -99,126 +103,66 @@ def connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     )
 
 
-class _InterimResponseError(aiohttp.ClientConnectionError):
-    """The backend sent a 1xx that a proxy can neither relay nor pass over."""
-
-
-_PASSED_OVER = frozenset({100, 103})  # RFC 9110 15.2.1 and RFC 8297: safe to drop
-
-
-class _BackendProtocol(ResponseHandler):
-    """aiohttp's client protocol, strict about interim (1xx) answers.
-
-    aiohttp passes over every 1xx but 101 and, doing so, drops the read
-    timeout: a backend that sends ``102`` and then nothing would hold the
-    request forever.  Here 100 and 103 are passed over with the timeout kept
-    running, and any other interim answer fails the request (a 502).
-    """
-
-    _interim_last = False
-
-    def feed_data(self, data: tuple[RawResponseMessage, aiohttp.StreamReader], size: int = 0) -> None:
-        code = data[0].code
-        self._interim_last = 100 <= code < 200 and code != 101
-        if self._interim_last and code not in _PASSED_OVER:
-            self.set_exception(_InterimResponseError(f"unexpected interim answer {code}"))
-            return
-        super().feed_data(data, size)
-
-    def data_received(self, data: bytes) -> None:
-        self._interim_last = False
-        super().data_received(data)
-        if self._interim_last:  # aiohttp just dropped the timer for the final answer
-            self.start_timeout()
-
-
-class _TimedBody(payload.AsyncIterablePayload):
+class _TimedBody:
     """The client's request body, streamed to a backend that must keep taking it.
 
-    aiohttp's client has no write timeout: a backend that stops reading
-    would hold the request, its connection and the client forever.  Each
-    chunk must be taken within ``send_timeout`` (else ``TimeoutError``).
-    While the backend does not take it, the gateway does not read from the
-    client either, and so would not notice the client hang up: the client's
-    socket is looked at every second, and a client gone aborts both sides.
+    Each chunk must be taken within ``send_timeout`` (else the exchange
+    fails with ``TimeoutError``).  While the backend does not take it, the
+    gateway does not read from the client either, and so would not notice
+    the client hang up: the client's socket is looked at every second, and a
+    client gone aborts both sides.
     """
 
-    _upstream: asyncio.Transport | None = None
-    _task: asyncio.Task[Any] | None = None
-    _verdict: OSError | None = None  # why the watch stopped the upload
+    _out: Connection | None = None
     _blocked_since: float | None = None  # loop time the pending write began
     _watch_handle: asyncio.TimerHandle
 
     def __init__(self, request: web.Request, send_timeout: float) -> None:
-        super().__init__(request.content.iter_any())
         self._content = request.content
+        self._length = request.content_length
         self._client = request.transport
         self._send_timeout = send_timeout
         self._period = min(_LIVENESS_PERIOD, send_timeout)
 
-    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
-        chunks, self._iter = self._iter, None
-        if chunks is None:
-            return
-        self._consumed = True
-        # Kept: aiohttp forgets the transport when it starts a graceful close.
-        self._upstream = getattr(writer, "transport", None)
-        self._task = asyncio.current_task()
+    async def send(self, out: Connection) -> None:
+        """Stream the body to ``out`` (a :data:`gateway.upstream.BodySender`)."""
+        self._out = out
         loop = asyncio.get_running_loop()
         self._watch_handle = loop.call_later(self._period, self._watch)
-        remaining = content_length
+        remaining = self._length
         try:
-            async for chunk in chunks:
+            while chunk := await self._content.readany():
                 if remaining is not None:
                     chunk = chunk[:remaining]
                     remaining -= len(chunk)
                 if chunk:
                     self._blocked_since = loop.time()
-                    await writer.write(chunk)
+                    await out.write(chunk)
                     self._blocked_since = None
                 chunk = b""  # not held while the client is slow to send more
-        except asyncio.CancelledError:
-            if self._verdict is None or self._task is None:
-                self.abort()
-                raise
-            self._task.uncancel()
-            # aiohttp hands an OSError to the waiting request, which aborts.
-            raise self._verdict from None
-        except BaseException:
-            self.abort()
-            raise
+                if remaining == 0:
+                    break
         finally:
             self._blocked_since = None
-            self._task = None
+            self._out = None
             self._watch_handle.cancel()
 
     def _watch(self) -> None:
         """Once a period: stop an upload the backend stopped taking, or whose client left."""
-        if self._task is None:
+        out = self._out
+        if out is None:
             return
         since = self._blocked_since
         if since is not None:
             if _peer_gone(self._client, self._content.is_eof()):
-                self._verdict = ConnectionResetError("the client went away during the upload")
                 if self._client is not None:
                     self._client.abort()
-                self._task.cancel()
+                out.fail(ConnectionResetError("the client went away during the upload"))
                 return
             if asyncio.get_running_loop().time() - since >= self._send_timeout:
-                self._verdict = TimeoutError("the backend stopped taking the request body")
-                self._task.cancel()
+                out.fail(TimeoutError("the backend stopped taking the request body"))
                 return
         self._watch_handle = asyncio.get_running_loop().call_later(self._period, self._watch)
-
-    def abort(self) -> None:
-        """Drop the upstream connection at once, unsent bytes and all.
-
-        aiohttp closes a failed connection gracefully, and a graceful close
-        waits for the peer to take what is buffered: from a backend that
-        stopped reading, forever.
-        """
-        if self._upstream is not None:
-            self._upstream.abort()
 
 
 _LIVENESS_PERIOD = 1.0  # seconds between looks at a stalled uploader's socket
@@ -344,20 +288,20 @@ class LocalBackend(UpstreamHeaders):
 
 
 class UpstreamProxy(UpstreamHeaders):
-    """Streams requests to one backend over a pool of keep-alive connections."""
+    """Streams requests to one backend over a pool of keep-alive connections (:mod:`gateway.upstream`)."""
 
     def __init__(
         self,
         base_url: str,
         *,
-        session: aiohttp.ClientSession,
+        session: UpstreamClient,
         reserved_headers: Collection[str],
         cookie_names: Collection[str],
         send_timeout: float,
     ) -> None:
         super().__init__(reserved_headers=reserved_headers, cookie_names=cookie_names)
-        self._base = base_url.rstrip("/")
-        self._session = session
+        self._client = session
+        self._origin = Origin.from_url(base_url)
         self._send_timeout = send_timeout
 
     @staticmethod
@@ -367,28 +311,22 @@ class UpstreamProxy(UpstreamHeaders):
         read_timeout: float,
         pool_timeout: float,
         max_connections: int,
-    ) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60)
-        # No public hook chooses the connector's protocol; see _BackendProtocol.
-        connector._factory = functools.partial(  # type: ignore[assignment]
-            _BackendProtocol, loop=asyncio.get_running_loop()
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            # aiohttp's "connect" covers waiting for a pooled connection and
-            # then connecting; "sock_connect" the connecting alone.
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=pool_timeout + connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
-            ),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+    ) -> UpstreamClient:
+        return UpstreamClient(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pool_timeout=pool_timeout,
+            max_connections=max_connections,
         )
 
-    def _response_headers(self, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    def _response_headers(self, upstream: ResponseHead) -> CIMultiDict[str]:
         out: CIMultiDict[str] = CIMultiDict()
-        hop = connection_tokens(upstream.headers)
-        for name, value in upstream.headers.items():
+        hop = frozenset(
+            token.strip().lower()
+            for name, line in upstream.headers if name.lower() == "connection"
+            for token in line.split(",")
+        )
+        for name, value in upstream.headers:
             folded = name.lower()
             if folded in _RESPONSE_DROP or folded in hop:
                 continue
@@ -396,6 +334,47 @@ class UpstreamProxy(UpstreamHeaders):
                 continue
             out.add(name, value)
         return out
+
+    async def _exchange(self, request: web.Request, fwd: Forward) -> tuple[Connection, ResponseHead]:
+        """A connection with the request sent and the final answer's head in; raises :class:`UpstreamError`."""
+        headers = self.upstream_headers(request, fwd.headers)
+        body = request.body_exists
+        target = fwd.target.partition("#")[0]  # a fragment is the client's own, as aiohttp's client held
+        retry = not body and fwd.method in _IDEMPOTENT
+        while True:
+            try:
+                conn = await self._client.connect(self._origin)
+            except TimeoutError as exc:
+                proxy_logger.warning("backend timed out before answering %s %s", fwd.method, request.path)
+                raise UpstreamError(504, "the backend did not answer in time") from exc
+            except ConnectError as exc:
+                proxy_logger.error("backend unreachable: %s", exc.os_error)
+                raise UpstreamError(502, "the backend is unreachable") from exc
+            try:
+                conn.send(fwd.method, target, headers.items(), body=body, length=request.content_length)
+                if body:
+                    conn.upload(_TimedBody(request, self._send_timeout).send)
+                return conn, await conn.response()
+            except TimeoutError as exc:
+                conn.abort()
+                proxy_logger.warning("backend timed out before answering %s %s", fwd.method, request.path)
+                raise UpstreamError(504, "the backend did not answer in time") from exc
+            except InterimAnswerError as exc:
+                conn.abort()
+                proxy_logger.error("backend answered %s %s with an %s", fwd.method, request.path, exc)
+                raise UpstreamError(502, "the backend sent an unexpected interim answer") from exc
+            except (BackendError, OSError) as exc:
+                conn.abort()
+                if retry and conn.reused and not conn.answered:
+                    # A kept-alive connection the backend had just closed: once more, on a fresh one.
+                    proxy_logger.debug("backend dropped a kept-alive connection (%s); retrying", type(exc).__name__)
+                    retry = False
+                    continue
+                proxy_logger.error("backend request failed: %s", type(exc).__name__)
+                raise UpstreamError(502, "the backend failed to answer") from exc
+            except BaseException:
+                conn.abort()
+                raise
 
     async def forward(
         self,
@@ -411,42 +390,14 @@ class UpstreamProxy(UpstreamHeaders):
         Raises :class:`UpstreamError` when no response could be had; once the
         response has started, a failure can only cut the client connection.
         """
-        url = URL(self._base + fwd.target, encoded=True)
-        headers = self.upstream_headers(request, fwd.headers)
-        body = _TimedBody(request, self._send_timeout) if request.body_exists else None
-        try:
-            try:
-                upstream = await self._session.request(
-                    fwd.method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    compress=False,
-                    chunked=None,
-                )
-            except BaseException:
-                if body is not None:  # the client went away, or the backend failed mid-body
-                    body.abort()
-                raise
-        except asyncio.TimeoutError as exc:
-            proxy_logger.warning("backend timed out before answering %s %s", fwd.method, request.path)
-            raise UpstreamError(504, "the backend did not answer in time") from exc
-        except aiohttp.ClientConnectorError as exc:
-            proxy_logger.error("backend unreachable: %s", exc.os_error)
-            raise UpstreamError(502, "the backend is unreachable") from exc
-        except _InterimResponseError as exc:
-            proxy_logger.error("backend answered %s %s with an %s", fwd.method, request.path, exc)
-            raise UpstreamError(502, "the backend sent an unexpected interim answer") from exc
-        except aiohttp.ClientError as exc:
-            proxy_logger.error("backend request failed: %s", type(exc).__name__)
-            raise UpstreamError(502, "the backend failed to answer") from exc
+        conn, upstream = await self._exchange(request, fwd)
         if upstream.status == 101:
             # A switch of protocols nobody asked for cannot be relayed.
             proxy_logger.error("backend answered %s %s with 101 Switching Protocols", fwd.method, request.path)
-            upstream.close()
+            conn.abort()
             raise UpstreamError(502, "the backend switched protocols unasked")
         response: web.StreamResponse | None = None
+        released = False  # once back in the pool, the connection may already serve another request
         try:
             out_headers = self._response_headers(upstream)
             rewriter = rewrite_headers(out_headers, request) if rewrite_headers is not None else None
@@ -454,7 +405,9 @@ class UpstreamProxy(UpstreamHeaders):
             if length is not None and length <= _SMALL_BODY and request.method != hdrs.METH_HEAD:
                 # Small and of known size: one write carries headers and body.
                 del out_headers[hdrs.CONTENT_LENGTH]
-                data = await upstream.read()
+                data = await conn.read_all()
+                conn.release()
+                released = True
                 if rewriter is not None:
                     data = rewriter.feed(data) + rewriter.finish()
                 return web.Response(status=upstream.status, reason=upstream.reason, headers=out_headers, body=data)
@@ -465,28 +418,31 @@ class UpstreamProxy(UpstreamHeaders):
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
             await response.prepare(request)
             if request.method != hdrs.METH_HEAD:
-                async for chunk in upstream.content.iter_any():  # as parsed: joining pieces would copy them
-                    if rewriter is not None:
-                        chunk = rewriter.feed(chunk)
-                    if chunk:
-                        await response.write(chunk)
-                    chunk = b""  # not held while the backend is slow to send more
+                while pieces := await conn.read():  # as parsed: joining pieces would copy them
+                    for chunk in pieces:
+                        if rewriter is not None:
+                            chunk = rewriter.feed(chunk)
+                        if chunk:
+                            await response.write(chunk)
+                    chunk = b""
+                    pieces.clear()  # not held while the backend is slow to send more
                 if rewriter is not None and (rest := rewriter.finish()):
                     await response.write(rest)
             await response.write_eof()
+            conn.release()
             return response
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (BackendError, OSError) as exc:  # OSError: TimeoutError, and a client gone mid-write
             proxy_logger.warning("backend stream broke off for %s %s: %s", fwd.method, request.path, type(exc).__name__)
-            upstream.close()
+            if not released:
+                conn.abort()
             if response is None or not response.prepared:
-                raise UpstreamError(504 if isinstance(exc, asyncio.TimeoutError) else 502,
+                raise UpstreamError(504 if isinstance(exc, TimeoutError) else 502,
                                     "the backend stream broke off") from exc
             # Headers are out: the only honest signal left is an aborted response.
             if request.transport is not None:
                 request.transport.abort()
             return response
         except BaseException:
-            upstream.close()
+            if not released:
+                conn.abort()
             raise
-        finally:
-            upstream.release()
