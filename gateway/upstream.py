@@ -134,7 +134,6 @@ class Connection(asyncio.Protocol):
         self._sent = False  # the whole request went out
         self._received = False  # any byte of an answer came
         self._head: ResponseHead | None = None
-        self._delivered = False  # the reader has the head (and so reads the body as it comes)
         self._head_waiter: asyncio.Future[None] | None = None
         self._pieces: list[bytes] = []
         self._body_waiter: asyncio.Future[None] | None = None
@@ -355,7 +354,6 @@ class Connection(asyncio.Protocol):
         if self._head is None:
             assert self._error is not None
             raise self._error
-        self._delivered = True
         return self._head
 
     async def read(self) -> list[bytes]:
@@ -431,15 +429,16 @@ class Connection(asyncio.Protocol):
 
     def _wake(self) -> None:
         done = self._complete or self._error is not None
-        if self._head_waiter is not None:
-            # The reader comes for the body at once: nothing to hold back yet.
-            if (self._head is not None or self._error is not None) and not self._head_waiter.done():
-                self._head_waiter.set_result(None)
-        elif self._body_waiter is not None:
-            if (self._pieces or done) and not self._body_waiter.done():
-                self._body_waiter.set_result(None)
-        elif self._pieces and not done and self._delivered and not self._reading_paused:
-            # The reader is away writing what it took: hold this batch, read no more until it is back.
+        waiter = self._head_waiter if self._head_waiter is not None else self._body_waiter
+        if waiter is not None and not waiter.done():
+            if self._head is None and self._error is None:
+                pass
+            elif waiter is self._head_waiter or self._pieces or done:
+                waiter.set_result(None)
+        elif self._pieces and not done and self._head is not None and not self._reading_paused:
+            # The reader is away (writing what it took to its client), or has not yet
+            # run since the last batch (libuv reads a socket many times in one go):
+            # read no more until it comes back, so at most one batch waits for it.
             self._reading_paused = True
             self._timing = False
             if self._transport is not None and not self._closed:

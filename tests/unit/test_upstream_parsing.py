@@ -281,19 +281,28 @@ async def test_the_backend_is_not_read_while_the_reader_is_away() -> None:
     c = client()
     conn, transport = connection(c)
     conn.send("GET", "/x", [], body=False, length=None)
-    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
-    await conn.response()
+    heading = asyncio.ensure_future(conn.response())
+    await asyncio.sleep(0)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\nabc")
     assert not transport.paused  # the reader comes at once for what came with the head
-    assert await conn.read() == [b"abc"]
-    conn.data_received(b"def")  # while the reader writes "abc" to its client
+    conn.data_received(b"def")  # a second batch before the reader ran (libuv reads many in one go)
     assert transport.paused
-    assert await conn.read() == [b"def"]
-    assert transport.paused  # still away with "def"
+    await heading
+    assert await conn.read() == [b"abc", b"def"]
     reading = asyncio.ensure_future(conn.read())
     await asyncio.sleep(0)
     assert not transport.paused  # back for more
     conn.data_received(b"ghi")
+    assert not transport.paused
     assert await reading == [b"ghi"]
+    conn.data_received(b"jkl")  # while the reader writes "ghi" to its client
+    assert transport.paused
+    assert await conn.read() == [b"jkl"]
+    reading = asyncio.ensure_future(conn.read())
+    await asyncio.sleep(0)
+    assert not transport.paused
+    conn.data_received(b"mno")
+    assert await reading == [b"mno"]
     assert await conn.read() == []
     conn.release()
     assert pooled(c, conn)
