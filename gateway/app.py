@@ -18,9 +18,11 @@ from gateway.authfilter import IDENTITY, AuthFilter
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing
 from gateway.dialects import DIALECTS, DataNodeRedirects
+from gateway.groups import group_source
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
 from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
+from gateway.proxyusers import ProxyUserRule, ProxyUsers
 from gateway.routing import AmbiguousPath, Route, Router
 from gateway.serving import InFlight
 from gateway.upstream import UpstreamClient
@@ -61,8 +63,12 @@ def build_gateway_app(
         dialect = DIALECTS[rc.dialect](
             backend_url=url, identity_header=config.backend.identity_header, signer=signer, datanodes=datanodes
         )
-        routes.append(Route(rc.prefix, url, dialect))
+        routes.append(Route(rc.prefix, url, dialect, users=frozenset(rc.users), groups=frozenset(rc.groups)))
     router = Router(routes)
+    groups = group_source(config.groups.source, config.groups.static, config.groups.cache_seconds)
+    proxy_users = ProxyUsers(
+        (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), groups
+    )
     # The embedded backend may be served in this process, external ones never are.
     locals_ = {r.backend_url: local_backend if rc.backend == EMBEDDED else None for r, rc in zip(routes, config.routes)}
 
@@ -77,6 +83,8 @@ def build_gateway_app(
         cookie=config.cookie,
         error_response=route_error,
         force_secure=bool(config.server.tls_cert_file),
+        proxy_users=proxy_users,
+        authorize=lambda request, user: request[ROUTE].refusal(user, groups.groups_of),
     )
 
     @web.middleware
