@@ -301,11 +301,8 @@ async def test_expiry_is_the_end_of_the_clients_ticket(client: Client, options: 
 # -- threads, start and stop -----------------------------------------------------------------
 
 
-async def test_with_no_threads_accepting_runs_on_the_loop_and_still_refuses_replays(
-    client: Client, options: KerberosOptions, kdc: KdcRealm
-) -> None:
-    c = await client(replace(options, accept_threads=0))
-    scheme = c.app[SCHEME]
+def threads_accepting(scheme: KerberosScheme) -> list[str]:
+    """The names of the threads ``scheme`` accepts contexts on, one per accept, from now on."""
     seen: list[str] = []
     original = scheme._accept
 
@@ -314,6 +311,14 @@ async def test_with_no_threads_accepting_runs_on_the_loop_and_still_refuses_repl
         return original(*args)
 
     scheme._accept = spy  # type: ignore[method-assign,assignment]
+    return seen
+
+
+async def test_with_no_threads_accepting_runs_on_the_loop_and_still_refuses_replays(
+    client: Client, options: KerberosOptions, kdc: KdcRealm
+) -> None:
+    c = await client(replace(options, accept_threads=0))
+    seen = threads_accepting(c.app[SCHEME])
     hs = handshake(kdc.ccache("alice"))
     resp = await c.get("/", headers={"Authorization": hs.header})
     assert resp.status == 200, await resp.text()
@@ -328,14 +333,7 @@ async def test_accepting_runs_on_the_schemes_own_threads(options: KerberosOption
 
     scheme = KerberosScheme.from_options(replace(options, accept_threads=3))
     await scheme.start()
-    seen: list[str] = []
-    original = scheme._accept
-
-    def spy(*args: Any) -> Any:
-        seen.append(threading.current_thread().name)
-        return original(*args)
-
-    scheme._accept = spy  # type: ignore[method-assign,assignment]
+    seen = threads_accepting(scheme)
     cc = kdc.ccache("alice")
     request = make_mocked_request("GET", "/", headers={"Authorization": handshake(cc).header})
     assert isinstance(await scheme.authenticate(request), Authenticated)
