@@ -116,11 +116,11 @@ class KerberosOptions:
         ),
     )
     accept_threads: int = field(
-        default=2,
+        default=0,
         metadata=_help(
-            f"threads accepting security contexts off the event loop (1 to {_MAX_THREADS}); 0 accepts on the "
-            "loop itself: no hand-over to a thread, but each accept (about 0.2 ms) holds up the worker's "
-            "other requests"
+            f"0 (the default) accepts security contexts on each worker's event loop, one at a time (about "
+            f"0.2 ms each); 1 to {_MAX_THREADS} hands them to that many threads, which costs more CPU but "
+            "keeps a worker's other requests moving during an accept"
         ),
     )
 
