@@ -198,13 +198,15 @@ async def faulty(tmp_path: Path, aiohttp_server: ServerFactory) -> AsyncIterator
 
 def _drop_every_second_request() -> Callable[[Exchange], Awaitable[None]]:
     """Answer the first request on a connection, reset it at the second (a keep-alive the backend ended)."""
-    seen: set[int] = set()
+    # The writers themselves, not their id(): a closed connection's writer can
+    # be collected and a new one get its id, which made the retry look like a
+    # second request on an old connection.
+    seen: list[object] = []
 
     async def behaviour(ex: Exchange) -> None:
-        key = id(ex.writer)
-        if key in seen:
+        if any(writer is ex.writer for writer in seen):
             hang_up(ex)
-        seen.add(key)
+        seen.append(ex.writer)
         await behaviours.echo(ex)
 
     return behaviour
