@@ -6,6 +6,7 @@ spoofing is scrubbed on every route."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.integration.gwsetup import Setup, mint, start_gateway
+from gateway.cookie import CookieCodec, KeyRing
+from tests.integration.gwsetup import KEY, Setup, cookie_from, mint, start_gateway
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -399,3 +401,95 @@ async def test_without_datanode_patterns_no_redirect_leaves_the_gateway(
         "javaClassName": "org.apache.hadoop.security.AccessControlException",
         "message": "the data node is not one this gateway may forward to",
     }}
+
+
+# -- acting for others, and who may use a route (in process, so mutation testing sees them) --
+
+
+@pytest.fixture
+async def guarded(tmp_path: Path, aiohttp_server: ServerFactory) -> Setup:
+    """``/`` open to all; ``/api/v1/`` (alluxio) only for hdfs and analysts; knox may act for bob and analysts."""
+    main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
+    extra = f"""
+[groups]
+static = ["analysts:carol"]
+[[routes]]
+prefix = "/api/v1/"
+backend = "{main}"
+dialect = "alluxio"
+users = ["hdfs"]
+groups = ["analysts"]
+[[proxy_users]]
+user = "knox"
+users = ["bob"]
+groups = ["analysts"]
+hosts = ["127.0.0.0/8", "::1"]
+"""
+    return await start_gateway(aiohttp_server, tmp_path, main, extra)
+
+
+@pytest.mark.parametrize("spelling", ["doas", "DoAs", "d%6Fas"])
+@pytest.mark.parametrize("effective", ["bob", "carol"])
+async def test_an_allowed_doas_reaches_the_backend_as_that_user(guarded: Setup, effective: str, spelling: str) -> None:
+    resp, raw = await guarded.get(f"/a?op=list&{spelling}={effective}", headers={"Cookie": f"hadoop.auth={mint('knox')}"})
+    assert resp.status == 200, raw
+    doc = json.loads(raw)
+    assert doc["raw_path"] == f"/a?op=list&user.name={effective}"
+    assert ["X-Forwarded-User", effective] in doc["headers"]
+    assert "Set-Cookie" not in resp.headers  # the session stays knox's; nothing new is issued
+
+
+async def test_a_doas_after_a_handshake_keeps_the_new_cookie_the_authenticated_users(guarded: Setup) -> None:
+    resp, raw = await guarded.get("/a?op=list&user.name=knox&doas=bob")
+    assert resp.status == 200, raw
+    assert json.loads(raw)["raw_path"] == "/a?op=list&user.name=bob"
+    token = CookieCodec(KeyRing([KEY]), schemes=["simple"]).decode(cookie_from(resp), time.time())
+    assert token is not None and token.user == "knox"
+
+
+@pytest.mark.parametrize(
+    ("real", "effective", "message"),
+    [
+        ("knox", "dave", "User: knox is not allowed to impersonate dave"),
+        ("bob", "knox", "User: bob is not allowed to impersonate knox"),
+    ],
+)
+async def test_a_doas_the_rules_refuse_is_403(
+    guarded: Setup, real: str, effective: str, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="gateway.audit"):
+        resp, raw = await guarded.get(f"/a?doas={effective}", headers={"Cookie": f"hadoop.auth={mint(real)}"})
+    assert resp.status == 403
+    assert json.loads(raw)["message"] == message
+    assert f"impersonation refused user={real} doas={effective} remote=127.0.0.1 reason={message}" in caplog.text
+
+
+@pytest.mark.parametrize("doas", ["doas=bad/name", "doas=%20x"])
+async def test_a_doas_that_is_no_user_name_is_400(guarded: Setup, doas: str) -> None:
+    resp, raw = await guarded.get(f"/a?{doas}", headers={"Cookie": f"hadoop.auth={mint('knox')}"})
+    assert resp.status == 400
+    assert json.loads(raw)["message"].startswith("doas ")
+
+
+@pytest.mark.parametrize(
+    ("user", "doas", "allowed"),
+    [("hdfs", "", True), ("carol", "", True), ("dave", "", False), ("knox", "carol", True), ("knox", "bob", False)],
+)
+async def test_a_route_admits_only_its_users_and_groups(
+    guarded: Setup, user: str, doas: str, allowed: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    query = f"?doas={doas}" if doas else ""
+    with caplog.at_level("INFO", logger="gateway.audit"):
+        resp, raw = await guarded.get(f"/api/v1/paths//a/exists{query}", headers={"Cookie": f"hadoop.auth={mint(user)}"})
+    acting = doas or user
+    if allowed:
+        assert resp.status == 200, raw
+        assert ["X-Forwarded-User", acting] in json.loads(raw)["headers"]
+    else:
+        assert (resp.status, json.loads(raw)) == (
+            500, {"statusCode": "PERMISSION_DENIED", "message": f"User {acting} may not use /api/v1/"})
+        assert (f"authorization refused user={acting} authenticated={user} remote=127.0.0.1 "
+                f"reason=User {acting} may not use /api/v1/") in caplog.text
+    # The open route admits everyone who authenticated.
+    resp, _ = await guarded.get(f"/a{query}", headers={"Cookie": f"hadoop.auth={mint(user)}"})
+    assert resp.status == (200 if doas != "bob" or user == "knox" else 403)
