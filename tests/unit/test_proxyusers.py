@@ -149,3 +149,27 @@ def test_os_groups_come_from_the_system_and_are_cached_for_their_time() -> None:
     assert cached.groups_of("bob") == {"g1"} and asked == ["bob"]
     now[0] += 1.0
     assert cached.groups_of("bob") == {"g2"} and asked == ["bob", "bob"]  # expired: asked again
+
+
+def test_a_range_may_be_written_with_host_bits_set_as_hadoop_accepts_it() -> None:
+    assert host_entry_problem("10.1.2.3/8") is None
+    hosts = HostList(["10.1.2.3/8"], resolve=fake_dns)
+    assert hosts.includes("10.200.0.1") and not hosts.includes("11.0.0.1")
+
+
+def test_an_ipv6_peer_with_a_zone_matches_its_address() -> None:
+    hosts = HostList(["fe80::1", "fd00::/8"], resolve=fake_dns)
+    assert hosts.includes("fe80::1%eth0") and hosts.includes("fd00::7%2")
+    assert not hosts.includes("fe80::2%eth0")
+
+
+def test_the_default_resolver_resolves_names_of_this_machine() -> None:
+    hosts = HostList(["localhost"])  # /etc/hosts: no network needed
+    assert hosts.includes("127.0.0.1")
+    assert not hosts.includes("127.0.0.2")
+
+
+def test_rules_resolve_their_host_names_with_the_resolver_given() -> None:
+    rule = ProxyUserRule("knox", users=("bob",), hosts=("gw1.example.com",))
+    assert rules(rule).refusal("knox", "bob", "10.1.2.3") is None
+    assert rules(rule).refusal("knox", "bob", "10.1.2.4") == "Unauthorized connection for super-user: knox from IP 10.1.2.4"
