@@ -36,6 +36,7 @@ from authplugins.query import param_values
 from gateway.config import CookieConfig
 from gateway.cookie import CookieCodec, SessionToken
 from gateway.cookieheader import cookie_values
+from gateway.groups import StaticGroups
 from gateway.log import audit_logger, auth_logger
 from gateway.proxyusers import ProxyUsers
 
@@ -47,7 +48,7 @@ class ErrorResponder(Protocol):
     """Renders an error the filter answers (400, 401 or 403) in the format ``request``'s route speaks."""
 
     def __call__(
-        self, request: web.Request, status: int, message: str, *, headers: CIMultiDict[str]
+        self, request: web.Request, status: int, message: str, *, headers: CIMultiDict[str] | None = None
     ) -> web.Response: ...
 
 
@@ -93,7 +94,8 @@ class AuthFilter:
         self._cookie = cookie
         self._secure = cookie.secure or force_secure
         self._error_response = error_response
-        self._proxy_users = proxy_users
+        # Without rules nobody may act for anyone else.
+        self._proxy_users = proxy_users if proxy_users is not None else ProxyUsers((), StaticGroups({}))
         self._authorize = authorize
         self._cache: dict[str, SessionToken] = {}
         attributes = f"; Path={cookie.path}"
@@ -182,22 +184,18 @@ class AuthFilter:
         if not wanted or wanted == {token.user}:
             return await self._authorized(request, handler, token)
         if len(wanted) > 1:
-            return self._error_response(request, 400, "doas is given more than once", headers=CIMultiDict())
+            return self._error_response(request, 400, "doas is given more than once")
         (effective,) = wanted
         why = check_user_name(effective)
         if why is not None:
-            return self._error_response(request, 400, why.replace("user.name", "doas"), headers=CIMultiDict())
-        refusal = (
-            f"User: {token.user} is not allowed to impersonate {effective}"
-            if self._proxy_users is None
-            else self._proxy_users.refusal(token.user, effective, request.remote)
-        )
+            return self._error_response(request, 400, why.replace("user.name", "doas"))
+        refusal = self._proxy_users.refusal(token.user, effective, request.remote)
         if refusal is not None:
             audit_logger.info(
                 "impersonation refused user=%s doas=%s remote=%s reason=%s",
                 token.user, effective, request.remote, refusal,
             )
-            return self._error_response(request, 403, refusal, headers=CIMultiDict())
+            return self._error_response(request, 403, refusal)
         return await self._authorized(request, handler, dataclasses.replace(token, user=effective))
 
     async def _authorized(self, request: web.Request, handler: Handler, acting: SessionToken) -> web.StreamResponse:
@@ -209,7 +207,7 @@ class AuthFilter:
                     "authorization refused user=%s authenticated=%s remote=%s reason=%s",
                     acting.user, request[AUTHENTICATED], request.remote, refusal,
                 )
-                return self._error_response(request, 403, refusal, headers=CIMultiDict())
+                return self._error_response(request, 403, refusal)
         request[IDENTITY] = acting
         return await handler(request)
 

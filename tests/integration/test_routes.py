@@ -187,7 +187,7 @@ async def test_a_doas_no_rule_allows_is_refused_in_the_routes_format(
 
 async def test_two_different_doas_are_a_bad_request(routed: Setup) -> None:
     resp, raw = await routed.get("/a?op=list&doas=carol&DOAS=dave", headers={"Cookie": f"hadoop.auth={mint('bob')}"})
-    assert resp.status == 400 and "doas is given more than once" in raw.decode()
+    assert resp.status == 400 and json.loads(raw)["message"] == "doas is given more than once"
 
 
 async def test_a_cookie_from_one_route_serves_every_route(routed: Setup) -> None:
@@ -461,7 +461,8 @@ async def test_a_doas_the_rules_refuse_is_403(
         resp, raw = await guarded.get(f"/a?doas={effective}", headers={"Cookie": f"hadoop.auth={mint(real)}"})
     assert resp.status == 403
     assert json.loads(raw)["message"] == message
-    assert f"impersonation refused user={real} doas={effective} remote=127.0.0.1 reason={message}" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == "gateway.audit"] == [
+        f"impersonation refused user={real} doas={effective} remote=127.0.0.1 reason={message}"]
 
 
 @pytest.mark.parametrize("doas", ["doas=bad/name", "doas=%20x"])
@@ -488,8 +489,9 @@ async def test_a_route_admits_only_its_users_and_groups(
     else:
         assert (resp.status, json.loads(raw)) == (
             500, {"statusCode": "PERMISSION_DENIED", "message": f"User {acting} may not use /api/v1/"})
-        assert (f"authorization refused user={acting} authenticated={user} remote=127.0.0.1 "
-                f"reason=User {acting} may not use /api/v1/") in caplog.text
+        assert [r.getMessage() for r in caplog.records if r.name == "gateway.audit"] == [
+            f"authorization refused user={acting} authenticated={user} remote=127.0.0.1 "
+            f"reason=User {acting} may not use /api/v1/"]
     # The open route admits everyone who authenticated.
     resp, _ = await guarded.get(f"/a{query}", headers={"Cookie": f"hadoop.auth={mint(user)}"})
     assert resp.status == (200 if doas != "bob" or user == "knox" else 403)
