@@ -248,7 +248,6 @@ class Namespace:
 
     # -- directories ------------------------------------------------------------------
 
-    @_exclusive
     def make_dirs(self, principal: Principal, parts: Parts, perm: int) -> None:
         """``mkdirs``: create ``parts`` and missing parents (WRITE on the deepest existing one)."""
         resolved = self.resolve(principal, parts)
@@ -289,7 +288,6 @@ class Namespace:
             parent = self._inode(parts, st, meta)
         return parent
 
-    @_exclusive
     def ensure_home(self, user: str, parts: Parts, *, inclusive: bool) -> None:
         """Create ``/user`` and ``/user/<user>`` when a user first writes below its home.
 
@@ -307,7 +305,6 @@ class Namespace:
             home_owner = Principal(user, frozenset(), False)
             self._create_missing(home_owner, resolved, 2, self.default_perm(True))
 
-    @_exclusive
     def ensure_dir(self, system: Principal, parts: Parts, perm: int) -> None:
         """Create directory ``parts`` as ``system`` if nothing is there."""
         resolved = self.resolve(system, parts)
@@ -338,7 +335,6 @@ class Namespace:
         parts = (*TMP_DIR, uuid.uuid4().hex)
         return parts, self.host.create_exclusive(parts)
 
-    @_exclusive
     def commit_create(
         self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
         block_size: int,
@@ -395,7 +391,6 @@ class Namespace:
 
     # -- names ------------------------------------------------------------------
 
-    @_exclusive
     def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
         """HDFS ``rename``: False (not an error) when the destination is unusable."""
         source = self.existing(principal, src)
@@ -471,7 +466,6 @@ class Namespace:
             if not has_access(principal, meta.owner, meta.group, meta.perm, FsAction.ALL):
                 raise AccessDeniedError(f"Permission denied: user={principal.name}, access=ALL, inode={path}")
 
-    @_exclusive
     def delete(self, principal: Principal, parts: Parts, recursive: bool, below: list[Parts] | None) -> Parts | None:
         """Check ``delete`` again and take ``parts`` out of the namespace; the trash entry to remove later.
 
@@ -489,7 +483,6 @@ class Namespace:
             self.check_subtree(principal, target, below)
         return self.unlink_to_trash(parts)
 
-    @_exclusive
     def unlink_to_trash(self, parts: Parts) -> Parts | None:
         """Take ``parts`` out of the namespace at once; return the trash entry to remove later.
 
@@ -515,7 +508,6 @@ class Namespace:
 
     # -- attributes ------------------------------------------------------------------
 
-    @_exclusive
     def set_owner(self, principal: Principal, parts: Parts, owner: str | None, group: str | None) -> None:
         inode = self.existing(principal, parts)
         self.require_owner(principal, inode)
@@ -531,14 +523,12 @@ class Namespace:
         )
         self.store.put(inode.path, meta)
 
-    @_exclusive
     def set_permission(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         inode = self.existing(principal, parts)
         self.require_owner(principal, inode)
         value = self.default_perm(inode.is_dir) if perm is None else perm
         self.store.put(inode.path, replace(inode.meta, perm=value))
 
-    @_exclusive
     def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
         inode = self.existing(principal, parts)
         self.require_owner_or(principal, inode, FsAction.WRITE)
@@ -547,7 +537,6 @@ class Namespace:
         self.store.put(inode.path, replace(inode.meta, replication=replication))
         return True
 
-    @_exclusive
     def set_times(self, principal: Principal, parts: Parts, mtime_ms: int, atime_ms: int) -> None:
         inode = self.existing(principal, parts)
         self.require_owner_or(principal, inode, FsAction.WRITE)
@@ -566,3 +555,23 @@ class Namespace:
             if exc.errno in (errno.EINVAL, errno.EOVERFLOW):
                 raise BadRequestError(f"Invalid time for {inode.path}") from exc
             raise host_failure(exc, inode.path) from exc
+
+
+# The methods that change the namespace hold its lock.  Wrapped here rather
+# than decorated, so that mutation testing (which skips decorated functions)
+# still reaches their permission checks.
+for _name in (
+    "make_dirs",
+    "ensure_home",
+    "ensure_dir",
+    "commit_create",
+    "rename",
+    "delete",
+    "unlink_to_trash",
+    "set_owner",
+    "set_permission",
+    "set_replication",
+    "set_times",
+):
+    setattr(Namespace, _name, _exclusive(getattr(Namespace, _name)))
+del _name
