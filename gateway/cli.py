@@ -265,21 +265,6 @@ def _run_workers(
         _close_all(listeners)
 
 
-def _keep_only(listeners: Sequence[Listener], index: int) -> None:
-    """In worker ``index``, close the other workers' sockets.
-
-    Otherwise, when a worker stops listening at shutdown, a sibling still
-    draining would keep its socket open and the kernel would go on queueing
-    connections for nobody instead of refusing them.
-    """
-    for listener in listeners:
-        mine = {id(sock) for sock in listener.per_worker[index]}
-        for socks in listener.per_worker:
-            for sock in socks:
-                if id(sock) not in mine:
-                    sock.close()
-
-
 def _close_all(listeners: Sequence[Listener]) -> None:
     for listener in listeners:
         listener.close()
@@ -316,7 +301,8 @@ def _serve(config: Config) -> int:
     async def serve_one(index: int, ready: Callable[[], None]) -> None:
         from gateway.app import IN_FLIGHT, build_gateway_app
 
-        _keep_only(listeners, index)
+        for listener in listeners:
+            listener.keep_only(index)
         runners: list[web.AppRunner] = []
         local: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None
         try:
@@ -379,7 +365,7 @@ def _embedded(config: Config) -> int:
     listener = _bind(config.embedded.listen, "the embedded backend (embedded.listen)", workers)
 
     async def serve_one(index: int, ready: Callable[[], None]) -> None:
-        _keep_only([listener], index)
+        listener.keep_only(index)
         runners: list[web.AppRunner] = []
         try:
             # Alone, the backend's own requests get the drain bound.

@@ -38,12 +38,12 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from typing import Protocol
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.cookieheader import strip_cookies
@@ -96,11 +96,9 @@ def origin_form(target: str) -> str | None:
     return rest if rest.startswith("/") else "/" + rest
 
 
-def connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    """The header names listed in every ``Connection`` line, in lower case (RFC 9110 7.6.1)."""
-    return frozenset(
-        token.strip().lower() for line in headers.getall(hdrs.CONNECTION, ()) for token in line.split(",")
-    )
+def connection_tokens(lines: Iterable[str]) -> frozenset[str]:
+    """The header names listed in the ``Connection`` lines given, in lower case (RFC 9110 7.6.1)."""
+    return frozenset(token.strip().lower() for line in lines for token in line.split(","))
 
 
 class _TimedBody:
@@ -232,7 +230,7 @@ class UpstreamHeaders:
 
     def upstream_headers(self, request: web.Request, extra: tuple[tuple[str, str], ...]) -> CIMultiDict[str]:
         out: CIMultiDict[str] = CIMultiDict()
-        hop = connection_tokens(request.headers)
+        hop = connection_tokens(request.headers.getall(hdrs.CONNECTION, ()))
         for name, value in request.headers.items():
             folded = fold_header_name(name)
             if folded in _REQUEST_DROP or folded in self._reserved or folded in hop:
@@ -321,11 +319,7 @@ class UpstreamProxy(UpstreamHeaders):
 
     def _response_headers(self, upstream: ResponseHead) -> CIMultiDict[str]:
         out: CIMultiDict[str] = CIMultiDict()
-        hop = frozenset(
-            token.strip().lower()
-            for name, line in upstream.headers if name.lower() == "connection"
-            for token in line.split(",")
-        )
+        hop = connection_tokens(line for name, line in upstream.headers if name.lower() == "connection")
         for name, value in upstream.headers:
             folded = name.lower()
             if folded in _RESPONSE_DROP or folded in hop:

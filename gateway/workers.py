@@ -28,7 +28,7 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.log import server_logger
@@ -60,6 +60,19 @@ class Listener:
 
     address: str  # host:port with the port actually bound, or unix:/path
     per_worker: tuple[tuple[socket.socket, ...], ...]
+
+    def keep_only(self, index: int) -> None:
+        """In worker ``index``, close the other workers' sockets.
+
+        Otherwise, when a worker stops listening at shutdown, a sibling still
+        draining would keep its socket open and the kernel would go on queueing
+        connections for nobody instead of refusing them.
+        """
+        mine = {id(sock) for sock in self.per_worker[index]}
+        for socks in self.per_worker:
+            for sock in socks:
+                if id(sock) not in mine:
+                    sock.close()
 
     def close(self) -> None:
         for socks in self.per_worker:
@@ -306,7 +319,3 @@ def _signal(pid: int, sig: int) -> None:
     except ProcessLookupError:
         pass
 
-
-def sockets_of(listeners: Sequence[Listener], index: int) -> list[tuple[socket.socket, ...]]:
-    """Worker ``index``'s sockets of each listener."""
-    return [listener.per_worker[index] for listener in listeners]
