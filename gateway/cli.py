@@ -32,6 +32,7 @@ from typing import Any
 import uvloop
 from aiohttp import web
 
+from gateway._malloc import keep_heap_for_streams
 from gateway.config import (
     EMBEDDED,
     Config,
@@ -230,6 +231,7 @@ def _bind(listen: str, what: str, workers: int) -> Listener:
 
 def _run_loop(coro: Coroutine[Any, Any, None]) -> int:
     """Run a worker's ``coro`` on uvloop; its exit status."""
+    keep_heap_for_streams()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
             runner.run(coro)
