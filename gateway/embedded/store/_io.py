@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import TypeVar
 
-__all__ = ("CHUNK_SIZE", "FileSink", "FileSource", "finish")
+__all__ = ("CHUNK_SIZE", "FileSink", "FileSource", "finish", "finish_future")
 
 CHUNK_SIZE = 1 << 20
 
@@ -104,6 +104,11 @@ async def finish(pool: Executor, func: Callable[[], _T]) -> _T:
         fut: Awaitable[_T] = loop.run_in_executor(pool, func)
     except RuntimeError:  # the pool is shut down: the app is stopping
         return func()
+    return await finish_future(fut)
+
+
+async def finish_future(fut: Awaitable[_T]) -> _T:
+    """Await ``fut`` to completion even if the caller is cancelled meanwhile (see :func:`finish`)."""
     task = asyncio.ensure_future(fut)
     cancelled = False
     while True:

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from ...config import EmbeddedConfig
 from ._errors import BadRequestError, NotFoundError
 from ._host import HostTree, is_missing
-from ._io import CHUNK_SIZE, FileSink, FileSource, finish
+from ._io import CHUNK_SIZE, FileSink, FileSource, finish, finish_future
 from ._meta import InodeMeta, MetaStore
 from ._namespace import (
     DEFAULT_BLOCK_SIZE,
@@ -437,22 +437,46 @@ class Store:
         return sink.written
 
     async def _receive(self, body: Body, expected: int | None, sink: FileSink) -> None:
-        """Copy the whole body into ``sink``; raise unless it all arrived."""
-        while True:
-            chunk = await body.readany()
-            if not chunk:
-                break
-            # Batch what has already arrived into one write on the pool, but
-            # never wait for more while holding it: a stalled upload must not
-            # keep a buffer (memory follows connections, not their stalls).
-            pieces, size = [chunk], len(chunk)
-            while size < CHUNK_SIZE and (more := body.read_nowait(CHUNK_SIZE - size)):
-                pieces.append(more)
-                size += len(more)
-            data = chunk if len(pieces) == 1 else b"".join(pieces)
-            del chunk, pieces
-            await self.run(sink.write, data)
-            del data
+        """Copy the whole body into ``sink``; raise unless it all arrived.
+
+        One write runs on the pool while the next batch is read from the
+        client, so socket and file work overlap.  Whatever happens, no write
+        is left queued or running when this returns or raises: the caller's
+        clean-up (cutting the file back, discarding it) comes after the last.
+        """
+        loop = asyncio.get_running_loop()
+        writing: asyncio.Future[None] | None = None
+        try:
+            while True:
+                chunk = await body.readany()
+                if not chunk:
+                    break
+                # Batch what has already arrived into one write, but never
+                # wait for more while holding it: a stalled upload must not
+                # keep a buffer (memory follows connections, not their stalls).
+                pieces, size = [chunk], len(chunk)
+                while size < CHUNK_SIZE and (more := body.read_nowait(CHUNK_SIZE - size)):
+                    pieces.append(more)
+                    size += len(more)
+                data = chunk if len(pieces) == 1 else b"".join(pieces)
+                del chunk, pieces
+                if writing is not None:
+                    # In order, and at most one batch waits beside the one being
+                    # written.  Shielded: a cancelled request must not cancel a
+                    # write the pool may already have begun.
+                    await asyncio.shield(writing)
+                writing = loop.run_in_executor(self.pool, sink.write, data)
+                del data
+            if writing is not None:
+                await asyncio.shield(writing)
+        finally:
+            if writing is not None:
+                if not writing.done():
+                    # The error already on its way says more than this write's.
+                    with contextlib.suppress(Exception):
+                        await finish_future(writing)
+                elif not writing.cancelled():
+                    writing.exception()  # retrieved, so asyncio does not report it again
         if not body.is_eof() or (expected is not None and sink.written != expected):
             raise BadRequestError("Incomplete request body")
 
