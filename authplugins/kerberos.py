@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import gssapi
+import gssapi.raw as gss_raw
 import gssapi.exceptions
 from aiohttp import hdrs, web
 
@@ -258,13 +259,6 @@ def _replay_cache_problem(rcache: str) -> str | None:
 # -- the scheme ----------------------------------------------------------------------
 
 
-class _AcceptContext(gssapi.SecurityContext):
-    # python-gssapi normally swallows a failed step that produced an error
-    # token (a replayed AP-REQ does) and raises only when the context is next
-    # inspected; raise at once instead.
-    __DEFER_STEP_ERRORS__ = False
-
-
 @dataclass(frozen=True, slots=True)
 class _Accepted:
     principal: str
@@ -406,23 +400,42 @@ class KerberosScheme(AuthScheme):
         return Authenticated(user, principal, self.type_name, expires_at=expires_at, headers=headers)
 
     def _accept(self, creds: gssapi.Credentials, token: bytes) -> _Accepted:
-        """Run one acceptor step on a fresh context (in a pool thread)."""
-        context = _AcceptContext(creds=creds, usage="accept")
+        """Run one acceptor step on a fresh context (on the loop, or in a pool thread).
+
+        python-gssapi's raw layer, one C call for the step and what it
+        established: its high-level SecurityContext binds every call's
+        arguments through ``inspect`` and asks for each property in a call
+        of its own, which cost about as much again as the accept itself.  The
+        raw call also raises a failed step at once, where the high-level one
+        keeps a step that produced an error token (a replayed AP-REQ does)
+        until the context is next inspected.
+        """
+        context = None
         try:
-            reply = context.step(token)
-            if not context.complete:
+            result = gss_raw.accept_sec_context(token, acceptor_creds=creds)
+            context = result.context
+            if result.more_steps:
                 raise AuthenticationError(
                     "Kerberos handshake needs another round trip, which this gateway does not keep "
                     "state for; offer Kerberos as the first SPNEGO mechanism"
                 )
-            if gssapi.RequirementFlag.anonymity in context.actual_flags:
+            if int(result.flags) & gssapi.RequirementFlag.anonymity:
                 raise AuthenticationError("anonymous Kerberos tickets are not accepted")
             try:
-                principal = bytes(context.initiator_name).decode("utf-8")
+                principal = gss_raw.display_name(result.initiator_name, name_type=False).name.decode("utf-8")
             except UnicodeDecodeError as exc:  # a valid ticket, for a name no user can have
                 raise AuthenticationError("the client principal is not valid UTF-8", status=403) from exc
-            service = str(context.target_name)
-            lifetime = int(context.lifetime)
+            service = self._principal
+            if service is None:  # principal = "*": which of the keytab's services the ticket was for
+                target = gss_raw.inquire_context(
+                    context, initiator_name=False, lifetime=False, mech=False, flags=False, locally_init=False,
+                    complete=False,
+                ).target_name
+                service = "" if target is None else gss_raw.display_name(target, name_type=False).name.decode(
+                    "utf-8", "replace"
+                )
+            lifetime = _GSS_INDEFINITE if result.lifetime is None else int(result.lifetime)
+            reply = result.token or None
         except gssapi.exceptions.GSSError as exc:
             reason = _gss_reason(exc)
             log.info("kerberos: accepting the security context failed: %s", reason)
