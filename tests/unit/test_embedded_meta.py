@@ -66,3 +66,53 @@ def test_get_many_beyond_the_variable_limit(store: MetaStore) -> None:
     store.put_many((f"/n{i}", meta(str(i))) for i in range(1200))
     got = store.get_many(f"/n{i}" for i in range(1200))
     assert len(got) == 1200 and got["/n1199"].owner == "1199"
+
+
+# -- the per-process read cache ------------------------------------------------
+
+
+def _statements(store: MetaStore) -> list[str]:
+    seen: list[str] = []
+    store._db.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_second_read_of_the_same_paths_asks_only_whether_anything_changed(store: MetaStore) -> None:
+    owners(store)
+    seen = _statements(store)
+    assert owners(store)["/a/b"] == "/a/b"
+    assert seen == ["PRAGMA data_version"]
+
+
+@pytest.mark.parametrize(
+    "change, path, owner",
+    [
+        (lambda s: s.put("/a/b", meta("new")), "/a/b", "new"),
+        (lambda s: s.put("/y", meta("new")), "/y", "new"),  # a path read before as having no row
+        (lambda s: s.drop_subtree("/a"), "/a/b", None),
+        (lambda s: s.move_subtree("/a", "/y"), "/y/b", "/a/b"),
+        (lambda s: s.replace_subtree("/a", meta("new")), "/a/b", None),
+        (lambda s: s.put_many([("/x/b", meta("new"))]), "/x/b", "new"),
+    ],
+)
+def test_changes_are_seen_by_this_store_and_by_another_connection(
+    tmp_path: Path, store: MetaStore, change: object, path: str, owner: str | None
+) -> None:
+    # The fixture's store is at tmp_path / "meta.sqlite3"; another worker
+    # has its own connection to the same file.
+    other = MetaStore(tmp_path / "meta.sqlite3")
+    try:
+        owners(store), owners(other)
+        change(store)  # type: ignore[operator]
+        assert owners(store).get(path) == owner
+        assert owners(other).get(path) == owner
+    finally:
+        other.close()
+
+
+def test_a_rolled_back_transaction_leaves_nothing_read_inside_it(store: MetaStore) -> None:
+    with pytest.raises(RuntimeError), store._transaction():
+        store.put("/t", meta("rolled back"))
+        assert store.get("/t") == meta("rolled back")  # read, and cached, inside the transaction
+        raise RuntimeError
+    assert store.get("/t") is None
