@@ -18,6 +18,8 @@ from gateway.authfilter import IDENTITY, AuthFilter
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing
 from gateway.dialects import DIALECTS, DataNodeRedirects
+from gateway.failover import Backend, BackendSet
+from gateway.forwarded import CLIENT, TrustedProxies
 from gateway.groups import group_source
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
@@ -29,7 +31,7 @@ from gateway.upstream import UpstreamClient
 
 __all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
 
-_PROXIES = web.AppKey("proxies", dict[str, UpstreamProxy | LocalBackend])  # by backend URL, one per backend
+_PROXIES = web.AppKey("proxies", dict[tuple[str, ...], UpstreamProxy | LocalBackend])  # by backend URLs
 _DATA_SESSION = web.AppKey("data_session", UpstreamClient)  # for data steps to data nodes
 IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progress, for the drain
 ROUTE = web.RequestKey("route", Route)  # the request's route, resolved before authentication
@@ -58,19 +60,22 @@ def build_gateway_app(
     signer = IdentitySigner(identity_key) if identity_key is not None else None
     routes: list[Route] = []
     for rc in config.routes:
-        url = backend_url if rc.backend == EMBEDDED else rc.backend
+        urls = (backend_url,) if rc.backend == (EMBEDDED,) else rc.backend
         datanodes = DataNodeRedirects(keyring.keys[0], rc.datanodes) if rc.datanodes else None
         dialect = DIALECTS[rc.dialect](
-            backend_url=url, identity_header=config.backend.identity_header, signer=signer, datanodes=datanodes
+            backend_url=urls, identity_header=config.backend.identity_header, signer=signer, datanodes=datanodes
         )
-        routes.append(Route(rc.prefix, url, dialect, users=frozenset(rc.users), groups=frozenset(rc.groups)))
+        routes.append(Route(rc.prefix, urls, dialect, users=frozenset(rc.users), groups=frozenset(rc.groups)))
     router = Router(routes)
     groups = group_source(config.groups.source, config.groups.static, config.groups.cache_seconds)
     proxy_users = ProxyUsers(
         (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), groups
     )
     # The embedded backend may be served in this process, external ones never are.
-    locals_ = {r.backend_url: local_backend if rc.backend == EMBEDDED else None for r, rc in zip(routes, config.routes)}
+    locals_ = {
+        r.backend_urls: local_backend if rc.backend == (EMBEDDED,) else None for r, rc in zip(routes, config.routes)
+    }
+    trusted = TrustedProxies(config.server.trusted_proxies, config.server.forwarded_headers)
 
     def route_error(
         request: web.Request, status: int, message: str, *, headers: CIMultiDict[str] | None = None
@@ -92,6 +97,7 @@ def build_gateway_app(
         # Before authentication, so that its answers are in the route's format.
         # "*" and authority-form targets have no path to forward (and would
         # otherwise meet aiohttp's plain-text 404): the route for "/" answers.
+        request[CLIENT] = trusted.view(request)  # first: logs, rules and URLs all read it
         target = origin_form(request.raw_path)
         if target is None:
             request[ROUTE] = router.default
@@ -143,7 +149,7 @@ def build_gateway_app(
                     send_timeout=config.backend.send_timeout,
                 )
                 return await proxy.forward(request, dialect.forward_verbatim(request, target, user), None)
-            return await request.app[_PROXIES][request[ROUTE].backend_url].forward(
+            return await request.app[_PROXIES][request[ROUTE].backend_urls].forward(
                 request,
                 dialect.forward(request, request[_TARGET], user),
                 dialect.rewrite_response_headers,
@@ -171,11 +177,12 @@ def build_gateway_app(
             for scheme in schemes:
                 await scheme.start()
                 started.append(scheme)
-            proxies: dict[str, UpstreamProxy | LocalBackend] = {}
-            for url, local in locals_.items():
-                reserved = {h for r in routes if r.backend_url == url for h in r.dialect.reserved_headers}
+            proxies: dict[tuple[str, ...], UpstreamProxy | LocalBackend] = {}
+            shared: dict[str, Backend] = {}  # one circuit breaker per backend URL, whichever routes list it
+            for urls, local in locals_.items():
+                reserved = {h for r in routes if r.backend_urls == urls for h in r.dialect.reserved_headers}
                 if local is not None:
-                    proxies[url] = LocalBackend(
+                    proxies[urls] = LocalBackend(
                         local, reserved_headers=tuple(sorted(reserved)), cookie_names={config.cookie.name, "hadoop.auth"}
                     )
                     continue
@@ -186,8 +193,13 @@ def build_gateway_app(
                     max_connections=config.backend.max_connections,
                 )
                 sessions.append(session)
-                proxies[url] = UpstreamProxy(
-                    url,
+                backends = BackendSet(
+                    [shared.setdefault(url, Backend(url)) for url in urls],
+                    attempts=config.backend.failover_attempts,
+                    cooldown=config.backend.failover_cooldown,
+                )
+                proxies[urls] = UpstreamProxy(
+                    backends,
                     session=session,
                     reserved_headers=tuple(sorted(reserved)),
                     cookie_names={config.cookie.name, "hadoop.auth"},

@@ -295,7 +295,7 @@ def _serve(config: Config) -> int:
         for listener in listeners:
             listener.close()
         raise
-    backend_url = config.backend.url if embedded is None else "http://localhost"
+    backend_url = "" if embedded is None else "http://localhost"  # where routes to the embedded backend go
     route = "" if embedded is None else f"the embedded backend on {embedded.address}"
     # Each worker's share of the connection limit.
     max_connections = -(-config.server.max_connections // workers)
@@ -571,8 +571,8 @@ def _describe_routes(config: Config, embedded: str) -> str:
     """Each route, longest prefix first, with ``embedded`` naming the embedded backend."""
     routes = sorted(config.routes, key=lambda r: len(r.prefix), reverse=True)
 
-    def backend(url: str) -> str:
-        return embedded if url == EMBEDDED else url
+    def backend(urls: tuple[str, ...]) -> str:
+        return embedded if urls == (EMBEDDED,) else " or ".join(urls)
 
     if len(routes) == 1:
         return f"every path -> {backend(routes[0].backend)}, {routes[0].dialect} dialect"

@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeVar
 
 from authplugins import SCHEME_TYPES, AuthScheme, ConfigError, scheme_class
 from gateway.dialects import DIALECTS
+from gateway.forwarded import trusted_entry_problem
 from gateway.groups import parse_groups
 
 __all__ = (
@@ -71,6 +72,11 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+def _one_or_many(text: str) -> dict[str, str]:
+    """A list option that may also be written as one string (``backend = "http://a"``)."""
+    return {"help": text, "one_or_many": "yes"}
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = field(default="127.0.0.1", metadata=_help("address to listen on"))
@@ -88,6 +94,20 @@ class ServerConfig:
     shutdown_timeout: float = field(
         default=30.0,
         metadata=_help("seconds requests in progress get to finish after SIGTERM; the rest are cut (503)"),
+    )
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            "IPs and CIDR ranges of proxies whose forwarded headers name the client; from anyone else "
+            "they are ignored. Empty: the TCP peer is the client"
+        ),
+    )
+    forwarded_headers: Literal["x-forwarded", "forwarded"] = field(
+        default="x-forwarded",
+        metadata=_help(
+            'which headers trusted proxies use: "x-forwarded" (X-Forwarded-For, -Proto, -Host, -Port) '
+            'or "forwarded" (RFC 7239); the other kind is never believed'
+        ),
     )
 
 
@@ -117,7 +137,12 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
-    url: str = field(default="", metadata=_help("http(s)://host:port of the backend; empty runs the embedded one"))
+    url: tuple[str, ...] = field(
+        default=(),
+        metadata=_one_or_many(
+            "http(s)://host:port of the backend, or a list of them to fail over between; empty runs the embedded one"
+        ),
+    )
     dialect: str = field(
         default="hoop",
         metadata=_help("the backend's REST dialect: hoop, webhdfs, alluxio or generic (the route for '/')"),
@@ -138,6 +163,12 @@ class BackendConfig:
         default=10.0, metadata=_help("seconds a request may wait for a free backend connection (504 after)")
     )
     max_connections: int = field(default=256, metadata=_help("connections to the backend at most, pooled"))
+    failover_attempts: int = field(
+        default=3, metadata=_help("backends of a route's list one request is tried on at most, each once")
+    )
+    failover_cooldown: float = field(
+        default=5.0, metadata=_help("seconds a backend that failed is passed over before it is tried again; 0: never")
+    )
 
 
 EMBEDDED = "embedded"
@@ -147,8 +178,9 @@ EMBEDDED = "embedded"
 @dataclass(frozen=True, slots=True)
 class RouteConfig:
     prefix: str = field(default="", metadata=_help("path prefix, starting and ending with '/'; the longest wins"))
-    backend: str = field(
-        default=EMBEDDED, metadata=_help('http(s)://host:port of the backend, or "embedded"')
+    backend: tuple[str, ...] = field(
+        default=(EMBEDDED,),
+        metadata=_one_or_many('http(s)://host:port of the backend, a list of them to fail over between, or "embedded"'),
     )
     dialect: str = field(default="hoop", metadata=_help("hoop, webhdfs, alluxio or generic"))
     datanodes: tuple[str, ...] = field(
@@ -168,8 +200,8 @@ class RouteConfig:
 
 # What the embedded backend serves when no route says otherwise; "/" follows [backend].
 _EMBEDDED_ROUTES = (
-    RouteConfig("/webhdfs/v1/", EMBEDDED, "webhdfs"),
-    RouteConfig("/api/v1/", EMBEDDED, "alluxio"),
+    RouteConfig("/webhdfs/v1/", (EMBEDDED,), "webhdfs"),
+    RouteConfig("/api/v1/", (EMBEDDED,), "alluxio"),
 )
 
 
@@ -247,13 +279,13 @@ class Config:
         if not routes and not self.backend.url:
             routes = _EMBEDDED_ROUTES
         if all(r.prefix != "/" for r in routes):
-            routes += (RouteConfig("/", self.backend.url or EMBEDDED, self.backend.dialect),)
+            routes += (RouteConfig("/", self.backend.url or (EMBEDDED,), self.backend.dialect),)
         return routes
 
     @property
     def embedded_mode(self) -> bool:
         """Whether any route goes to the embedded backend (which serve then starts)."""
-        return any(r.backend == EMBEDDED for r in self.routes)
+        return any(EMBEDDED in r.backend for r in self.routes)
 
     @property
     def state_dir(self) -> Path:
@@ -377,10 +409,14 @@ def read_table(cls: type[Any], table: Mapping[str, Any], where: str, problems: l
             unknown = "unknown key" if label == f"{where}.{key}" else f"unknown key {where}.{key}"
             problems.append(f"{label}: {unknown} (allowed: {allowed})")
             continue
+        one_or_many = "one_or_many" in known[key].metadata
         try:
+            if one_or_many and isinstance(value, str):
+                value = [value] if value else []  # "" keeps meaning "none", as it did before lists
             kwargs[key] = _coerce(hints[key], value)
         except TypeError as exc:
-            problems.append(f"{label} = {value!r}: {exc}")
+            rule = "must be a string or a list of strings" if one_or_many else str(exc)
+            problems.append(f"{label} = {value!r}: {rule}")
     return cls(**kwargs)
 
 
@@ -581,10 +617,7 @@ def _route_problems(config: Config, name: Names) -> list[str]:
             )
         else:
             seen[route.prefix] = i
-        if route.backend != EMBEDDED:
-            found = _url_problems(name(where + ".backend"), route.backend, f'or "{EMBEDDED}"')
-            # A word that is no URL at all (a misspelt "embedded") deserves one line, not one per URL part.
-            problems.extend(found if "://" in route.backend else found[:1])
+        problems.extend(_backend_list_problems(name(where + ".backend"), route.backend, embedded_allowed=True))
         if route.datanodes and route.dialect != "webhdfs":
             problems.append(f"{name(where + '.datanodes')}: only a webhdfs route has data nodes")
         for pattern in route.datanodes:
@@ -693,7 +726,17 @@ def _check(config: Config, name: Names = str) -> list[str]:
     problems.extend(_route_problems(config, name))
     problems.extend(_proxy_user_problems(config, name))
     if backend.url:
-        problems.extend(_url_problems(name("backend.url"), backend.url))
+        problems.extend(_backend_list_problems(name("backend.url"), backend.url, embedded_allowed=False))
+    if not 1 <= backend.failover_attempts <= 16:
+        problems.append(f"{name('backend.failover_attempts')} = {backend.failover_attempts}: must be between 1 and 16")
+    if not 0 <= backend.failover_cooldown <= 3600:
+        problems.append(
+            f"{name('backend.failover_cooldown')} = {backend.failover_cooldown}: must be between 0 and 3600 seconds"
+        )
+    for entry in server.trusted_proxies:
+        why = trusted_entry_problem(entry)
+        if why is not None:
+            problems.append(f"{name('server.trusted_proxies')}: {why}")
     if not config.embedded_mode:
         if not cookie.secret_files:
             problems.append(
@@ -805,6 +848,26 @@ def _url_problems(label: str, url: str, alternative: str = "") -> list[str]:
         problems.append(f"{label} = {url!r}: must not have a path, query or fragment")
     if parsed.user is not None:
         problems.append(f"{label}: must not contain credentials")
+    return problems
+
+
+def _backend_list_problems(label: str, urls: tuple[str, ...], *, embedded_allowed: bool) -> list[str]:
+    """A route's backend list: each URL as :func:`_url_problems` checks it, none twice, "embedded" alone."""
+    if not urls:
+        return [f"{label} = []: give at least one URL" + (f' (or "{EMBEDDED}")' if embedded_allowed else "")]
+    if embedded_allowed and EMBEDDED in urls:
+        return [] if len(urls) == 1 else [f"{label} = {list(urls)!r}: \"{EMBEDDED}\" stands alone"]
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, url in enumerate(urls):
+        where = label if len(urls) == 1 else f"{label}[{i}]"
+        found = _url_problems(where, url, f'or "{EMBEDDED}"' if embedded_allowed else "")
+        # A word that is no URL at all (a misspelt "embedded") deserves one line, not one per URL part.
+        problems.extend(found if "://" in url else found[:1])
+        key = url.rstrip("/").lower()
+        if key in seen:
+            problems.append(f"{where} = {url!r}: listed twice")
+        seen.add(key)
     return problems
 
 

@@ -14,12 +14,19 @@ What it does on every request:
   :mod:`gateway.cookieheader` reads it) and any header the dialect names as
   reserved (the identity headers) in every spelling: letter case, ``_`` for
   ``-``;
-* sets ``X-Forwarded-For`` (appended), ``-Proto`` and ``-Host``;
+* drops every ``X-Forwarded-*``, ``Forwarded`` and ``X-Real-IP`` the client
+  sent and sets its own ``X-Forwarded-For``, ``-Proto`` and ``-Host`` from
+  the verified :class:`~gateway.forwarded.ClientView` (trusted proxies'
+  hops only);
 * never passes back the backend's own ``WWW-Authenticate`` or its
   ``hadoop.auth``/session ``Set-Cookie``;
 * speaks HTTP/1.1 to the backend over a pool of keep-alive connections
   (:mod:`gateway.upstream`), and sends a bodiless idempotent request once
   more on a fresh connection when a kept-alive one turns out closed;
+* with several backends, fails over between them as :mod:`gateway.failover`
+  says (connection failures, Hadoop's ``StandbyException``; never once a
+  byte of the body was read, never an unsafe method that may have reached
+  a backend);
 * maps an unreachable backend, a broken answer and a ``101`` nobody asked
   for to 502; a backend that does not connect, answer or take the request
   body in time, and a pool with no free connection in time, to 504
@@ -47,9 +54,11 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.cookieheader import strip_cookies
+from gateway.failover import STANDBY_BODY_LIMIT, Backend, BackendSet, Failure, is_standby_answer
+from gateway.forwarded import client_view
 from gateway.log import proxy_logger
 from gateway.upstream import (
-    BackendError, ConnectError, Connection, InterimAnswerError, Origin, ResponseHead, UpstreamClient,
+    BackendError, ConnectError, ConnectTimeoutError, Connection, InterimAnswerError, ResponseHead, UpstreamClient,
 )
 
 __all__ = (
@@ -67,9 +76,8 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "expect",  # the gateway already answered 100-continue
     "host",
     "content-length",  # re-added when the client sent one
-    "x-forwarded-for",  # rewritten below
-    "x-forwarded-proto",
-    "x-forwarded-host",
+    "forwarded",  # the client's claims about hops: ours are set below from what was verified
+    "x-real-ip",
 }
 _RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
 _SMALL_BODY = 64 * 1024
@@ -114,6 +122,8 @@ class _TimedBody:
     _out: Connection | None = None
     _blocked_since: float | None = None  # loop time the pending write began
     _watch_handle: asyncio.TimerHandle
+    touched = False  # some of the body was read from the client: it cannot be sent again
+    _running: asyncio.Event | None = None  # set when a send ends
 
     def __init__(self, request: web.Request, send_timeout: float) -> None:
         self._content = request.content
@@ -128,8 +138,10 @@ class _TimedBody:
         loop = asyncio.get_running_loop()
         self._watch_handle = loop.call_later(self._period, self._watch)
         remaining = self._length
+        ended = self._running = asyncio.Event()
         try:
             while chunk := await self._content.readany():
+                self.touched = True  # no await since readany returned: nothing is read unnoticed
                 if remaining is not None:
                     chunk = chunk[:remaining]
                     remaining -= len(chunk)
@@ -144,6 +156,12 @@ class _TimedBody:
             self._blocked_since = None
             self._out = None
             self._watch_handle.cancel()
+            ended.set()
+
+    async def settled(self) -> None:
+        """Wait until a send cut short (its connection aborted) has ended, so the body can be read anew."""
+        if self._running is not None:
+            await self._running.wait()
 
     def _watch(self) -> None:
         """Once a period: stop an upload the backend stopped taking, or whose client left."""
@@ -190,6 +208,23 @@ def fold_header_name(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
+@dataclass(slots=True)
+class _Early:
+    """What was read of an answer's body before deciding to pass it on; ``complete``: all of it."""
+
+    pieces: list[bytes]
+    complete: bool
+
+
+class _AttemptError(Exception):
+    """One backend gave no answer: ``error`` for the client, ``failure`` when another backend may be tried."""
+
+    def __init__(self, error: UpstreamError, failure: Failure | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.failure = failure
+
+
 class UpstreamError(Exception):
     """The backend could not be reached (502) or did not answer in time (504)."""
 
@@ -233,7 +268,7 @@ class UpstreamHeaders:
         hop = connection_tokens(request.headers.getall(hdrs.CONNECTION, ()))
         for name, value in request.headers.items():
             folded = fold_header_name(name)
-            if folded in _REQUEST_DROP or folded in self._reserved or folded in hop:
+            if folded in _REQUEST_DROP or folded in self._reserved or folded in hop or folded.startswith("x-forwarded-"):
                 continue
             if folded == "cookie":
                 value = strip_cookies(value, self._cookie_names)
@@ -242,11 +277,10 @@ class UpstreamHeaders:
             out.add(name, value)
         if request.content_length is not None:
             out[hdrs.CONTENT_LENGTH] = str(request.content_length)
-        peer = request.remote or "unknown"  # as RFC 7239 writes a peer it cannot name
-        prior = request.headers.get(hdrs.X_FORWARDED_FOR)
-        out[hdrs.X_FORWARDED_FOR] = f"{prior}, {peer}" if prior else peer
-        out[hdrs.X_FORWARDED_PROTO] = request.scheme
-        out[hdrs.X_FORWARDED_HOST] = request.host
+        client = client_view(request)
+        out[hdrs.X_FORWARDED_FOR] = ", ".join(client.chain)
+        out[hdrs.X_FORWARDED_PROTO] = client.scheme
+        out[hdrs.X_FORWARDED_HOST] = client.host
         for name, value in extra:
             out[name] = value
         return out
@@ -286,11 +320,12 @@ class LocalBackend(UpstreamHeaders):
 
 
 class UpstreamProxy(UpstreamHeaders):
-    """Streams requests to one backend over a pool of keep-alive connections (:mod:`gateway.upstream`)."""
+    """Streams requests to a backend over a pool of keep-alive connections (:mod:`gateway.upstream`),
+    failing over between the backends of a :class:`~gateway.failover.BackendSet`."""
 
     def __init__(
         self,
-        base_url: str,
+        backend: str | BackendSet,
         *,
         session: UpstreamClient,
         reserved_headers: Collection[str],
@@ -299,7 +334,7 @@ class UpstreamProxy(UpstreamHeaders):
     ) -> None:
         super().__init__(reserved_headers=reserved_headers, cookie_names=cookie_names)
         self._client = session
-        self._origin = Origin.from_url(base_url)
+        self._backends = backend if isinstance(backend, BackendSet) else BackendSet.single(backend)
         self._send_timeout = send_timeout
 
     @staticmethod
@@ -329,34 +364,99 @@ class UpstreamProxy(UpstreamHeaders):
             out.add(name, value)
         return out
 
-    async def _exchange(self, request: web.Request, fwd: Forward) -> tuple[Connection, ResponseHead]:
-        """A connection with the request sent and the final answer's head in; raises :class:`UpstreamError`."""
+    async def _exchange(self, request: web.Request, fwd: Forward) -> tuple[Connection, ResponseHead, _Early | None]:
+        """A connection with the request sent and the final answer's head in, from the first backend
+        that gives one (:mod:`gateway.failover`), with what was read of its body; raises :class:`UpstreamError`."""
         headers = self.upstream_headers(request, fwd.headers)
-        body = request.body_exists
+        body = _TimedBody(request, self._send_timeout) if request.body_exists else None
         target = fwd.target.partition("#")[0]  # a fragment is the client's own, as aiohttp's client held
-        retry = not body and fwd.method in _IDEMPOTENT
+        backends = self._backends
+        candidates = tuple(backends.order())
+        for index, backend in enumerate(candidates):
+            last = index + 1 == len(candidates)
+            if body is not None:
+                await body.settled()  # a send cut short on the previous backend has let go of the body
+            try:
+                conn, head = await self._attempt(backend, request, fwd, target, headers, body)
+            except _AttemptError as exc:
+                if exc.failure is None:
+                    raise exc.error from exc.__cause__
+                backends.failed(backend)
+                if last or not exc.failure.moves_on(fwd.method, body is not None and body.touched):
+                    raise exc.error from exc.__cause__
+                proxy_logger.warning(
+                    "backend %s:%s %s for %s %s; trying the next",
+                    backend.origin.host, backend.origin.port, exc.failure.value, fwd.method, request.path,
+                )
+                continue
+            early: _Early | None = None
+            if head.status == 403 and not last and fwd.method != hdrs.METH_HEAD:
+                early = await self._peek(conn, request, fwd)
+                standby = early.complete and is_standby_answer(head.status, b"".join(early.pieces))
+                if standby and Failure.STANDBY.moves_on(fwd.method, body is not None and body.touched):
+                    conn.release()
+                    backends.failed(backend)
+                    proxy_logger.warning(
+                        "backend %s:%s %s for %s %s; trying the next",
+                        backend.origin.host, backend.origin.port, Failure.STANDBY.value, fwd.method, request.path,
+                    )
+                    continue
+            backends.succeeded(backend)
+            return conn, head, early
+        raise AssertionError("unreachable: the last candidate returns or raises")
+
+    async def _peek(self, conn: Connection, request: web.Request, fwd: Forward) -> _Early:
+        """Up to :data:`~gateway.failover.STANDBY_BODY_LIMIT` of an answer's body, to tell a standby's refusal."""
+        early = _Early([], False)
+        size = 0
+        try:
+            while size <= STANDBY_BODY_LIMIT:
+                batch = await conn.read()
+                if not batch:
+                    early.complete = True
+                    break
+                early.pieces += batch
+                size += sum(len(piece) for piece in batch)
+        except (BackendError, OSError) as exc:
+            conn.abort()
+            proxy_logger.warning("backend stream broke off for %s %s: %s", fwd.method, request.path, type(exc).__name__)
+            raise UpstreamError(504 if isinstance(exc, TimeoutError) else 502, "the backend stream broke off") from exc
+        return early
+
+    async def _attempt(
+        self,
+        backend: Backend,
+        request: web.Request,
+        fwd: Forward,
+        target: str,
+        headers: CIMultiDict[str],
+        body: _TimedBody | None,
+    ) -> tuple[Connection, ResponseHead]:
+        """The request sent to ``backend`` and the final answer's head in; raises :class:`_AttemptError`."""
+        retry = body is None and fwd.method in _IDEMPOTENT
         while True:
             try:
-                conn = await self._client.connect(self._origin)
+                conn = await self._client.connect(backend.origin)
             except TimeoutError as exc:
                 proxy_logger.warning("backend timed out before answering %s %s", fwd.method, request.path)
-                raise UpstreamError(504, "the backend did not answer in time") from exc
+                failure = Failure.CONNECT if isinstance(exc, ConnectTimeoutError) else None  # else: no pooled slot
+                raise _AttemptError(UpstreamError(504, "the backend did not answer in time"), failure) from exc
             except ConnectError as exc:
                 proxy_logger.error("backend unreachable: %s", exc.os_error)
-                raise UpstreamError(502, "the backend is unreachable") from exc
+                raise _AttemptError(UpstreamError(502, "the backend is unreachable"), Failure.CONNECT) from exc
             try:
-                conn.send(fwd.method, target, headers.items(), body=body, length=request.content_length)
-                if body:
-                    conn.upload(_TimedBody(request, self._send_timeout).send)
+                conn.send(fwd.method, target, headers.items(), body=body is not None, length=request.content_length)
+                if body is not None:
+                    conn.upload(body.send)
                 return conn, await conn.response()
             except TimeoutError as exc:
                 conn.abort()
                 proxy_logger.warning("backend timed out before answering %s %s", fwd.method, request.path)
-                raise UpstreamError(504, "the backend did not answer in time") from exc
+                raise _AttemptError(UpstreamError(504, "the backend did not answer in time"), None) from exc
             except InterimAnswerError as exc:
                 conn.abort()
                 proxy_logger.error("backend answered %s %s with an %s", fwd.method, request.path, exc)
-                raise UpstreamError(502, "the backend sent an unexpected interim answer") from exc
+                raise _AttemptError(UpstreamError(502, "the backend sent an unexpected interim answer"), None) from exc
             except (BackendError, OSError) as exc:
                 conn.abort()
                 if retry and conn.reused and not conn.answered:
@@ -365,7 +465,8 @@ class UpstreamProxy(UpstreamHeaders):
                     retry = False
                     continue
                 proxy_logger.error("backend request failed: %s", type(exc).__name__)
-                raise UpstreamError(502, "the backend failed to answer") from exc
+                failure = None if conn.answered else Failure.BROKEN
+                raise _AttemptError(UpstreamError(502, "the backend failed to answer"), failure) from exc
             except BaseException:
                 conn.abort()
                 raise
@@ -384,7 +485,7 @@ class UpstreamProxy(UpstreamHeaders):
         Raises :class:`UpstreamError` when no response could be had; once the
         response has started, a failure can only cut the client connection.
         """
-        conn, upstream = await self._exchange(request, fwd)
+        conn, upstream, early = await self._exchange(request, fwd)
         if upstream.status == 101:
             # A switch of protocols nobody asked for cannot be relayed.
             proxy_logger.error("backend answered %s %s with 101 Switching Protocols", fwd.method, request.path)
@@ -396,10 +497,11 @@ class UpstreamProxy(UpstreamHeaders):
             out_headers = self._response_headers(upstream)
             rewriter = rewrite_headers(out_headers, request) if rewrite_headers is not None else None
             length = upstream.content_length
-            if length is not None and length <= _SMALL_BODY and request.method != hdrs.METH_HEAD:
-                # Small and of known size: one write carries headers and body.
-                del out_headers[hdrs.CONTENT_LENGTH]
-                data = await conn.read_all()
+            whole = early is not None and early.complete
+            if whole or (length is not None and length <= _SMALL_BODY and request.method != hdrs.METH_HEAD):
+                # Small and of known size (or already read): one write carries headers and body.
+                out_headers.popall(hdrs.CONTENT_LENGTH, None)
+                data = b"".join(early.pieces) if early is not None and whole else await conn.read_all()
                 conn.release()
                 released = True
                 if rewriter is not None:
@@ -412,7 +514,9 @@ class UpstreamProxy(UpstreamHeaders):
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out_headers)
             await response.prepare(request)
             if request.method != hdrs.METH_HEAD:
-                while pieces := await conn.read():  # as parsed: joining pieces would copy them
+                pending = early.pieces if early is not None else []  # read while telling a standby's answer
+                while pieces := pending or await conn.read():  # as parsed: joining pieces would copy them
+                    pending = []
                     for chunk in pieces:
                         if rewriter is not None:
                             chunk = rewriter.feed(chunk)

@@ -32,7 +32,8 @@ class AmbiguousPath(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Requests whose path starts with ``prefix`` go to ``backend_url``, spoken to in ``dialect``.
+    """Requests whose path starts with ``prefix`` go to ``backend_urls`` (several: failing over
+    between them, :mod:`gateway.failover`), spoken to in ``dialect``.
 
     With ``users`` or ``groups``, only those users, and members of those
     groups, may use the route at all (:meth:`refusal`); without either,
@@ -40,7 +41,7 @@ class Route:
     """
 
     prefix: str
-    backend_url: str
+    backend_urls: tuple[str, ...]
     dialect: Dialect
     users: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()

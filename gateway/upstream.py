@@ -11,7 +11,8 @@ What it holds to:
 * a pool per backend origin of at most ``max_connections`` connections in
   use (a :class:`UpstreamClient` is shared by its origins), waiting at most
   ``pool_timeout`` for one to come free and ``connect_timeout`` to connect
-  (``TimeoutError`` for both, :class:`ConnectError` when it cannot connect);
+  (``TimeoutError`` for both, :class:`ConnectTimeoutError` for the second;
+  :class:`ConnectError` when it cannot connect);
 * the request head as given: the target byte for byte, the headers in
   order, ``Host`` first as the backend was addressed; a body of known
   length sent as it is, one of unknown length chunked;
@@ -40,7 +41,7 @@ import httptools
 from yarl import URL
 
 __all__ = (
-    "BackendError", "BodySender", "ConnectError", "Connection", "InterimAnswerError", "Origin", "ResponseHead",
+    "BackendError", "BodySender", "ConnectError", "ConnectTimeoutError", "Connection", "InterimAnswerError", "Origin", "ResponseHead",
     "UpstreamClient",
 )
 
@@ -60,6 +61,10 @@ class ConnectError(BackendError):
     def __init__(self, os_error: OSError) -> None:
         super().__init__(str(os_error))
         self.os_error = os_error
+
+
+class ConnectTimeoutError(TimeoutError):
+    """The backend did not accept the connection within ``connect_timeout`` (the request never reached it)."""
 
 
 class InterimAnswerError(BackendError):
@@ -538,8 +543,9 @@ class UpstreamClient:
     async def connect(self, origin: Origin) -> Connection:
         """A connection to ``origin``, pooled or new.
 
-        Raises ``TimeoutError`` when none came free within ``pool_timeout``
-        or connecting took longer than ``connect_timeout``, and
+        Raises ``TimeoutError`` when none came free within ``pool_timeout``,
+        :class:`ConnectTimeoutError` when connecting took longer than
+        ``connect_timeout``, and
         :class:`ConnectError` when the backend cannot be reached.
         """
         if self._closed:
@@ -612,8 +618,8 @@ class UpstreamClient:
                     lambda: Connection(self, origin), origin.host, origin.port, ssl=tls,
                     server_hostname=origin.host if tls is not None else None,
                 )
-        except TimeoutError:
-            raise
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(f"no connection within {self.connect_timeout:g} s") from exc
         except OSError as exc:
             raise ConnectError(exc) from exc
         return conn

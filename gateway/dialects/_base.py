@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import ipaddress
 import re
+from collections.abc import Sequence
 from typing import ClassVar
 
 from aiohttp import hdrs, web
@@ -12,6 +13,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from authplugins.query import rewrite_query
+from gateway.forwarded import client_view
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
 from gateway.proxy import BodyRewriter, Forward
 from gateway.wire import Fault, WireFormat, error_response, fault_for_status
@@ -42,7 +44,7 @@ class Dialect(abc.ABC):
     def __init__(
         self,
         *,
-        backend_url: str,
+        backend_url: str | Sequence[str],
         identity_header: str,
         signer: IdentitySigner | None,
         datanodes: DataNodeRedirects | None = None,
@@ -51,10 +53,12 @@ class Dialect(abc.ABC):
         self._signer = signer
         self.datanodes = datanodes
         """Where the data steps of this route's redirects may go; ``None``: nowhere but the backend."""
-        base = URL(backend_url) if backend_url else None
-        self._backend = _origin_key(base) if base is not None and base.host else None
-        # The backend names itself in bodies as it was addressed (the Host the proxy sends).
-        self._backend_origin = str(base.origin()) if base is not None and base.host else None
+        urls = (backend_url,) if isinstance(backend_url, str) else tuple(backend_url)
+        bases = [base for base in (URL(url) for url in urls if url) if base.host]
+        # Every backend of the route (several: fail-over) is rewritten, whichever answered.
+        self._backends = frozenset(_origin_key(base) for base in bases)
+        # A backend names itself in bodies as it was addressed (the Host the proxy sends).
+        self._backend_origins = tuple(dict.fromkeys(str(base.origin()) for base in bases))
 
     @property
     @abc.abstractmethod
@@ -97,20 +101,21 @@ class Dialect(abc.ABC):
         """Point ``Location`` and ``Content-Location`` at the backend back at the gateway; for a JSON
         body, the rewriter that does the same to the backend's URLs in it (Hoop's ``path`` and
         ``homeDir``, the ``Location`` of WebHDFS's ``noredirect`` answer)."""
-        if self._backend is None or self._backend_origin is None:
+        if not self._backends:
             return None
+        client = client_view(request)  # the scheme and host the client used, through trusted proxies
         for name in _LOCATION_HEADERS:
             value = headers.get(name)
             if value is None:
                 continue
             rest = self._backend_relative(value)
             if rest is not None:
-                headers[name] = f"{request.scheme}://{request.host}{rest}"
+                headers[name] = f"{client.scheme}://{client.host}{rest}"
         if not _is_json(headers.get(hdrs.CONTENT_TYPE, "")):
             return None
         # The Host the client sent goes into a JSON string: only a plain one, else the URLs become paths.
-        gateway = f"{request.scheme}://{request.host}" if _PLAIN_HOST.fullmatch(request.host) else ""
-        return OriginReplacer(self._backend_origin, gateway)
+        gateway = f"{client.scheme}://{client.host}" if _PLAIN_HOST.fullmatch(client.host) else ""
+        return OriginReplacer(self._backend_origins, gateway)
 
     def _backend_relative(self, location: str) -> str | None:
         """The path, query and fragment of ``location`` when it names the backend, else ``None``."""
@@ -121,7 +126,7 @@ class Dialect(abc.ABC):
             url = URL(match.group(0))
         except ValueError:
             return None
-        if not url.host or _origin_key(url) != self._backend:
+        if not url.host or _origin_key(url) not in self._backends:
             return None
         return location[match.end() :]
 

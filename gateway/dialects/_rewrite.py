@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 __all__ = ("OriginReplacer",)
 
 
 class OriginReplacer:
-    """Replaces ``scheme://host:port`` of one origin by another in a byte stream.
+    """Replaces ``scheme://host:port`` of some origins (one, or a list) by another in a byte stream.
 
     JSON's escaped form (``http:\\/\\/host:port``) is replaced too, by the
     escaped replacement.  An origin followed by a further host or port
@@ -19,16 +20,21 @@ class OriginReplacer:
 
     __slots__ = ("_carry", "_hold", "_pattern", "_plain", "_escaped")
 
-    def __init__(self, origin: str, replacement: str) -> None:
-        escaped = origin.replace("/", "\\/")
+    def __init__(self, origin: str | Sequence[str], replacement: str) -> None:
+        origins = [origin] if isinstance(origin, str) else list(origin)
+        plain = [o.encode() for o in origins]
+        escaped = [o.replace("/", "\\/").encode() for o in origins]
+        # Longest first, so that no origin is cut short by another that begins it.
+        alternatives = sorted(plain, key=len, reverse=True), sorted(escaped, key=len, reverse=True)
         self._pattern = re.compile(
-            b"(?:(" + re.escape(origin.encode()) + b")|(" + re.escape(escaped.encode()) + b"))(?![\\w.:-])",
+            b"(?:(" + b"|".join(map(re.escape, alternatives[0])) + b")|("
+            + b"|".join(map(re.escape, alternatives[1])) + b"))(?![\\w.:-])",
             re.IGNORECASE,
         )
         self._plain = replacement.encode()
         self._escaped = replacement.replace("/", "\\/").encode()
         # A match that starts this far from the end is whole and has a byte after it.
-        self._hold = len(escaped.encode()) + 1
+        self._hold = max(map(len, escaped)) + 1
         self._carry = b""
 
     def _replace(self, match: re.Match[bytes]) -> bytes:

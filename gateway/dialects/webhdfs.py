@@ -10,6 +10,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from authplugins.query import iter_params
+from gateway.forwarded import client_view
 from gateway.proxy import BodyRewriter
 from gateway.wire import Fault, WireFormat, webhdfs
 
@@ -57,9 +58,12 @@ class WebHdfsDialect(Dialect):
             url = URL(match.group(0))
         except ValueError:
             return True
-        return (url.scheme.lower(), (url.host or "").lower(), url.port) != (
-            request.scheme, request.url.host, request.url.port
-        )
+        client = client_view(request)
+        try:
+            gateway = URL(f"{client.scheme}://{client.host}")
+        except ValueError:  # a Host no URL can carry: nothing is the gateway
+            return True
+        return (url.scheme.lower(), (url.host or "").lower(), url.port) != (gateway.scheme, gateway.host, gateway.port)
 
     def _signed_location(self, location: str, request: web.Request) -> str | None:
         user = _user(request)
@@ -73,7 +77,8 @@ class WebHdfsDialect(Dialect):
         if not self.datanodes.allowed(node):
             return None
         signed = self.datanodes.sign(user, f"{url.scheme}://{node}", url.raw_path_qs)
-        return f"{request.scheme}://{request.host}{signed}"
+        client = client_view(request)
+        return f"{client.scheme}://{client.host}{signed}"
 
 
 class _NoRedirectBody:

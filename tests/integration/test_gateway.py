@@ -148,6 +148,11 @@ async def test_spoofing_is_scrubbed(setup: Callable[..., Awaitable[Setup]]) -> N
             ("Proxy-Authorization", "Basic cm9vdDpyb290"),
             ("X-Forwarded-For", "10.9.9.9"),
             ("X-Forwarded-Host", "evil.example"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Port", "443"),
+            ("X_Forwarded_Server", "evil.example"),
+            ("Forwarded", "for=10.9.9.9;proto=https;host=evil.example"),
+            ("X-Real-IP", "10.9.9.9"),
         ],
     )
     assert resp.status == 200
@@ -160,7 +165,11 @@ async def test_spoofing_is_scrubbed(setup: Callable[..., Awaitable[Setup]]) -> N
     assert names.count("x-authgateway-signature") == 1
     assert "authorization" not in names and "proxy-authorization" not in names
     assert headers["cookie"] == "theme=dark; other=1"
-    assert headers["x-forwarded-for"] == "10.9.9.9, 127.0.0.1"
+    # The client's claims about hops are dropped (its peer is no trusted proxy): only the gateway's own.
+    assert [n for n in names if n.startswith("x-forwarded-") and n != "x-forwarded-user"] == [
+        "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+    assert "forwarded" not in names and "x-real-ip" not in names
+    assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-forwarded-host"] == s.url.split("//")[1]
     assert headers["x-forwarded-proto"] == "http"
 

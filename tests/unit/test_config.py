@@ -63,7 +63,7 @@ url = "http://127.0.0.1:9999"
     assert config.cookie.secure is True
     assert config.cookie.validity == 60
     assert config.scheme_options == (("simple", SimpleOptions(anonymous_allowed=False)),)
-    assert config.backend.url == "http://127.0.0.1:9999"
+    assert config.backend.url == ("http://127.0.0.1:9999",)
     assert config.cookie.secret_files == (key,)
 
 
@@ -179,8 +179,8 @@ def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Pat
         "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, groups, "
         "routes, proxy_users)",
         "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
-        "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, host, max_connections, port, "
-        "shutdown_timeout, tls_cert_file, tls_key_file, workers)",
+        "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, forwarded_headers, host, "
+        "max_connections, port, shutdown_timeout, tls_cert_file, tls_key_file, trusted_proxies, workers)",
         "AUTHGATEWAY_AUTH__SIMPLE__ANONYMOUS_ALLOWED = 'maybe': must be true or false",
     ]
 
@@ -383,16 +383,16 @@ def test_the_key_hint_is_the_same_in_the_message_and_the_example_configuration(t
 def test_the_embedded_default_routes_three_faces() -> None:
     config = load_config(None, env={})
     assert [(r.prefix, r.backend, r.dialect) for r in config.routes] == [
-        ("/webhdfs/v1/", "embedded", "webhdfs"),
-        ("/api/v1/", "embedded", "alluxio"),
-        ("/", "embedded", "hoop"),
+        ("/webhdfs/v1/", ("embedded",), "webhdfs"),
+        ("/api/v1/", ("embedded",), "alluxio"),
+        ("/", ("embedded",), "hoop"),
     ]
 
 
 def test_backend_url_alone_is_the_one_route(tmp_path: Path) -> None:
     path = write(tmp_path, f'[backend]\nurl = "http://h:1"\ndialect = "webhdfs"\n[cookie]\nsecret_files = ["{secret(tmp_path)}"]\n')
     config = load_config(path, env={})
-    assert [(r.prefix, r.backend, r.dialect) for r in config.routes] == [("/", "http://h:1", "webhdfs")]
+    assert [(r.prefix, r.backend, r.dialect) for r in config.routes] == [("/", ("http://h:1",), "webhdfs")]
     assert not config.embedded_mode
 
 
@@ -416,9 +416,9 @@ dialect = "alluxio"
     )
     config = load_config(path, env={})
     assert [(r.prefix, r.backend, r.dialect) for r in config.routes] == [
-        ("/webhdfs/v1/", "http://namenode:9870", "webhdfs"),
-        ("/api/v1/", "https://alluxio:39999", "alluxio"),
-        ("/", "http://httpfs:14000", "hoop"),
+        ("/webhdfs/v1/", ("http://namenode:9870",), "webhdfs"),
+        ("/api/v1/", ("https://alluxio:39999",), "alluxio"),
+        ("/", ("http://httpfs:14000",), "hoop"),
     ]
     assert not config.embedded_mode
 
@@ -439,7 +439,7 @@ backend = "embedded"
     )
     config = load_config(path, env={})
     assert config.embedded_mode
-    assert [(r.prefix, r.backend) for r in config.routes] == [("/", "http://httpfs:14000"), ("/local/", "embedded")]
+    assert [(r.prefix, r.backend) for r in config.routes] == [("/", ("http://httpfs:14000",)), ("/local/", ("embedded",))]
 
 
 def test_an_external_root_route_without_embedded_needs_cookie_keys(tmp_path: Path) -> None:
