@@ -11,7 +11,8 @@
    only where the proxy-user rules allow it (:mod:`gateway.proxyusers`):
    the request then goes on as that user, :data:`AUTHENTICATED` keeping who
    asked; otherwise 403.  The session cookie always names who
-   authenticated, never whom it acted for.
+   authenticated, never whom it acted for.  The client address the
+   rules' ``hosts`` see is the verified one (:mod:`gateway.forwarded`).
 5. The user the request acts for must then pass ``authorize`` (the route's
    users and groups), else 403.
 
@@ -36,6 +37,7 @@ from authplugins.query import param_values
 from gateway.config import CookieConfig
 from gateway.cookie import CookieCodec, SessionToken
 from gateway.cookieheader import cookie_values
+from gateway.forwarded import client_view
 from gateway.groups import StaticGroups
 from gateway.log import audit_logger, auth_logger
 from gateway.proxyusers import ProxyUsers
@@ -136,7 +138,7 @@ class AuthFilter:
             if token is not None:
                 return await self._act(request, handler, token)
         if sent:
-            auth_logger.info("ignoring an invalid or expired session cookie from %s", request.remote)
+            auth_logger.info("ignoring an invalid or expired session cookie from %s", client_view(request).address)
 
         challenges: list[Challenge] = []
         for scheme in self._schemes:
@@ -145,7 +147,7 @@ class AuthFilter:
             except AuthenticationError as exc:
                 audit_logger.info(
                     "authentication refused scheme=%s status=%s remote=%s reason=%s",
-                    scheme.type_name, exc.status, request.remote, exc.message,
+                    scheme.type_name, exc.status, client_view(request).address, exc.message,
                 )
                 if sent:
                     request[_COOKIE_ACTION] = _CLEAR
@@ -172,7 +174,7 @@ class AuthFilter:
         token = SessionToken(result.user, result.principal, result.scheme, int(now), expires)
         audit_logger.info(
             "authenticated user=%s principal=%s scheme=%s remote=%s",
-            token.user, token.principal, token.scheme, request.remote,
+            token.user, token.principal, token.scheme, client_view(request).address,
         )
         request[_COOKIE_ACTION] = _CookieAction(self._codec.encode(token), token.remaining(now), result.headers)
         return await self._act(request, handler, token)
@@ -189,11 +191,11 @@ class AuthFilter:
         why = check_user_name(effective)
         if why is not None:
             return self._error_response(request, 400, why.replace("user.name", "doas"))
-        refusal = self._proxy_users.refusal(token.user, effective, request.remote)
+        refusal = self._proxy_users.refusal(token.user, effective, client_view(request).address)
         if refusal is not None:
             audit_logger.info(
                 "impersonation refused user=%s doas=%s remote=%s reason=%s",
-                token.user, effective, request.remote, refusal,
+                token.user, effective, client_view(request).address, refusal,
             )
             return self._error_response(request, 403, refusal)
         return await self._authorized(request, handler, dataclasses.replace(token, user=effective))
@@ -205,7 +207,7 @@ class AuthFilter:
             if refusal is not None:
                 audit_logger.info(
                     "authorization refused user=%s authenticated=%s remote=%s reason=%s",
-                    acting.user, request[AUTHENTICATED], request.remote, refusal,
+                    acting.user, request[AUTHENTICATED], client_view(request).address, refusal,
                 )
                 return self._error_response(request, 403, refusal)
         request[IDENTITY] = acting
