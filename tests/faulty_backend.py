@@ -70,6 +70,7 @@ class FaultyBackend:
     behaviour: Behaviour
     heads: list[bytes] = field(default_factory=list)
     port: int = 0
+    accepted: int = 0  # connections accepted, whatever came on them
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.AbstractServer | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -79,8 +80,10 @@ class FaultyBackend:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> None:
+        """Listen on ``port`` (0: a free one; the same again to come back after :meth:`stop`)."""
+        self.stopping = asyncio.Event()
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -97,6 +100,7 @@ class FaultyBackend:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        self.accepted += 1
         self._tasks.add(task)
         self._writers.add(writer)
         try:
@@ -147,6 +151,28 @@ class behaviours:
         size = await ex.drain_body()
         doc = {"target": ex.target, "headers": ex.headers, "length": size}
         await ex.reply("200 OK", json.dumps(doc).encode(), ("Content-Type: application/json", *extra))
+
+    @staticmethod
+    def standby(drain: bool = False) -> Behaviour:
+        """Answer as a NameNode in standby does, whatever was asked: 403 and a ``StandbyException``.
+        With ``drain``, only after reading the request body (else before, as the NameNode does)."""
+
+        async def behaviour(ex: Exchange) -> None:
+            if drain:
+                await ex.drain_body()
+            doc = {"RemoteException": {
+                "exception": "StandbyException", "javaClassName": "org.apache.hadoop.ipc.StandbyException",
+                "message": "Operation category READ is not supported in state standby. "
+                           "Visit https://s.apache.org/sbnn-error"}}
+            await ex.reply("403 Forbidden", json.dumps(doc).encode(), ("Content-Type: application/json",))
+            if not drain and (ex.header("Content-Length") not in ([], ["0"]) or ex.header("Transfer-Encoding")):
+                # The body it did not read would be taken for the next request: take in whatever
+                # comes until the gateway hangs up, as a server that closes after answering does.
+                while await ex.reader.read(65536):
+                    pass
+                raise ConnectionAbortedError("the gateway hung up")
+
+        return behaviour
 
     @staticmethod
     async def stall(ex: Exchange) -> None:
