@@ -599,3 +599,81 @@ colour = "red"
     for line in expected:
         assert line in problems, (line, problems)
     assert any(p.startswith("proxy_users[1].hosts: 'no-such-host.invalid' cannot be resolved") for p in problems)
+
+
+# -- backend lists (failover) and trusted proxies ----------------------------------------
+
+
+def test_a_backend_may_be_a_list_and_a_string_stays_one(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[backend]
+url = ["http://nn1:9870", "http://nn2:9870"]
+failover_attempts = 2
+failover_cooldown = 1.5
+[cookie]
+secret_files = ["{secret(tmp_path)}"]
+[[routes]]
+prefix = "/one/"
+backend = "http://httpfs:14000"
+[[routes]]
+prefix = "/two/"
+backend = ["http://a:1", "https://b:2"]
+""",
+    )
+    config = load_config(path, env={})
+    assert [(r.prefix, r.backend) for r in config.routes] == [
+        ("/one/", ("http://httpfs:14000",)), ("/two/", ("http://a:1", "https://b:2")),
+        ("/", ("http://nn1:9870", "http://nn2:9870"))]
+    assert (config.backend.failover_attempts, config.backend.failover_cooldown) == (2, 1.5)
+
+
+def test_a_backend_list_from_the_environment_and_the_flag() -> None:
+    env = {"AUTHGATEWAY_BACKEND__URL": "http://nn1:9870, http://nn2:9870", "AUTHGATEWAY_COOKIE__SECRET_FILES": ""}
+    with pytest.raises(ConfigError) as info:  # only for want of keys: the list itself is fine
+        load_config(None, env=env)
+    assert [p.split(" ", 1)[0] for p in info.value.problems] == ["AUTHGATEWAY_COOKIE__SECRET_FILES"]
+    config = load_config(None, env={}, overrides=[Override("backend.url", "", "--backend")])
+    assert config.backend.url == () and config.embedded_mode  # "" is still "none": the embedded backend
+
+
+def test_every_url_of_a_backend_list_is_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+[backend]
+url = ["http://nn1:9870", "ftp://nn2", "http://NN1:9870/"]
+failover_attempts = 0
+failover_cooldown = -1
+[cookie]
+secret_files = ["{secret(tmp_path)}"]
+[[routes]]
+prefix = "/a/"
+backend = []
+[[routes]]
+prefix = "/b/"
+backend = ["embedded", "http://h:1"]
+[[routes]]
+prefix = "/c/"
+backend = ["http://h:1", "http://h:2/x", 3]
+[server]
+trusted_proxies = ["10.0.0.0/8", "lb.example.com", "*", "10.0.0.0/40"]
+forwarded_headers = "x-real-ip"
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [
+        "routes[2].backend = ['http://h:1', 'http://h:2/x', 3]: must be a string or a list of strings",
+        "server.forwarded_headers = 'x-real-ip': must be one of 'x-forwarded', 'forwarded'",
+        "routes[0].backend = []: give at least one URL (or \"embedded\")",
+        "routes[1].backend = ['embedded', 'http://h:1']: \"embedded\" stands alone",
+        "backend.url[1] = 'ftp://nn2': must be http://host:port or https://host:port",
+        "backend.url[2] = 'http://NN1:9870/': listed twice",
+        "backend.failover_attempts = 0: must be between 1 and 16",
+        "backend.failover_cooldown = -1.0: must be between 0 and 3600 seconds",
+        "server.trusted_proxies: 'lb.example.com' is neither an IP address nor a CIDR range (names are not accepted)",
+        "server.trusted_proxies: '*' is neither an IP address nor a CIDR range (names are not accepted)",
+        "server.trusted_proxies: '10.0.0.0/40' is neither an IP address nor a CIDR range (names are not accepted)",
+    ]
