@@ -38,7 +38,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.upstream import Origin
@@ -132,18 +132,16 @@ class BackendSet:
     def single_backend(self) -> bool:
         return len(self._backends) == 1
 
-    def order(self) -> Iterator[Backend]:
+    def order(self) -> Sequence[Backend]:
         """The backends one request is to try, best first, at most ``attempts`` of them."""
         backends = self._backends
         if len(backends) == 1:
-            yield backends[0]
-            return
+            return backends
         first = self._preferred
         ordered = [backends[first], *backends[:first], *backends[first + 1 :]]
         now = time.monotonic()
         ready = [b for b in ordered if not b.cooling(now)]
-        for backend in (ready or ordered)[: self._policy.attempts]:
-            yield backend
+        return (ready or ordered)[: self._policy.attempts]
 
     def succeeded(self, backend: Backend) -> None:
         """``backend`` answered: it is tried first from now on, and its breaker closes."""

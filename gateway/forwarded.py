@@ -59,7 +59,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 class ClientView:
     """The client of one request as verified.
 
-    ``address`` is an IP address in its normal form, or ``unknown``;
+    ``address`` is an IP address (the TCP peer's as the socket gave it when
+    no proxy is trusted, else in its normal form), or ``unknown``;
     ``scheme`` and ``host`` are how the client addressed the gateway (for
     the URLs it writes); ``chain`` the verified hops, the client first and
     the TCP peer last, as the gateway's ``X-Forwarded-For`` lists them.
@@ -275,8 +276,11 @@ class TrustedProxies:
 
     def view(self, request: web.Request) -> ClientView:
         """Who ``request``'s client is, believing forwarded headers only from a trusted peer."""
+        if not (self._addresses or self._networks):  # the default: nothing to parse on the hot path
+            text = request.remote or UNKNOWN
+            return ClientView(text, request.scheme, request.host, (text,))
         peer = _address(request.remote) if request.remote else None
-        if peer is None or not (self._addresses or self._networks) or not self.trusts(peer):
+        if peer is None or not self.trusts(peer):
             text = UNKNOWN if peer is None else str(peer)
             return ClientView(text, request.scheme, request.host, (text,))
         if self._family == "forwarded":

@@ -371,7 +371,7 @@ class UpstreamProxy(UpstreamHeaders):
         body = _TimedBody(request, self._send_timeout) if request.body_exists else None
         target = fwd.target.partition("#")[0]  # a fragment is the client's own, as aiohttp's client held
         backends = self._backends
-        candidates = tuple(backends.order())
+        candidates = backends.order()
         for index, backend in enumerate(candidates):
             last = index + 1 == len(candidates)
             if body is not None:
