@@ -421,6 +421,9 @@ class UpstreamProxy(UpstreamHeaders):
             conn.abort()
             proxy_logger.warning("backend stream broke off for %s %s: %s", fwd.method, request.path, type(exc).__name__)
             raise UpstreamError(504 if isinstance(exc, TimeoutError) else 502, "the backend stream broke off") from exc
+        except BaseException:
+            conn.abort()
+            raise
         return early
 
     async def _attempt(
