@@ -20,8 +20,11 @@ The rules, which :class:`~gateway.proxy.UpstreamProxy` applies:
     not in WebHDFS (``op=RENAME``, ``op=CREATE`` without overwrite,
     ``op=DELETE`` answering ``false`` the second time), so they do not;
   - the backend answered Hadoop's ``StandbyException`` (a NameNode in
-    standby or observer state refuses before doing anything; WebHDFS
-    sends it as a 403 ``RemoteException``): any method moves on.
+    standby or observer state refuses in ``checkOperation``, before doing
+    anything; WebHDFS sends it as a 403 ``RemoteException``): any method
+    moves on, as Hadoop's own client retry policy
+    (``FailoverOnNetworkExceptionRetry``) fails over on it whatever the
+    call.  Knox, by default, keeps POST and PATCH even from this.
 
   In every case a request with a body moves on only while no byte of the
   body has been read from the client: a streamed body cannot be replayed.
@@ -127,10 +130,6 @@ class BackendSet:
     @property
     def backends(self) -> tuple[Backend, ...]:
         return self._backends
-
-    @property
-    def single_backend(self) -> bool:
-        return len(self._backends) == 1
 
     def order(self) -> Sequence[Backend]:
         """The backends one request is to try, best first, at most ``attempts`` of them."""
