@@ -24,7 +24,7 @@ class OriginReplacer:
         origins = [origin] if isinstance(origin, str) else list(origin)
         plain = [o.encode() for o in origins]
         escaped = [o.replace("/", "\\/").encode() for o in origins]
-        # Longest first, so that no origin is cut short by another that begins it.
+        # The lookahead below keeps one origin from matching inside a longer one, whatever the order.
         alternatives = sorted(plain, key=len, reverse=True), sorted(escaped, key=len, reverse=True)
         self._pattern = re.compile(
             b"(?:(" + b"|".join(map(re.escape, alternatives[0])) + b")|("

@@ -231,6 +231,33 @@ def test_any_split_gives_what_one_piece_gives(parts: list[bytes], cuts: list[int
     assert replace_in_pieces(data, cuts) == replace_in_pieces(data, [])
 
 
+def test_every_origin_of_a_backend_list_is_replaced() -> None:
+    # nn1 and nn10 begin alike: neither is taken for the other, in either order.
+    for origins in (["http://nn1:9870", "http://nn10:9870"], ["http://nn10:9870", "http://nn1:9870"]):
+        replacer = OriginReplacer(origins, GATEWAY)
+        body = b'["http://nn1:9870/a", "http:\\/\\/nn10:9870\\/b", "http://nn1:98701/c", "http://nn2:9870/d"]'
+        assert replacer.feed(body) + replacer.finish() == (
+            b'["https://gw.example/a", "https:\\/\\/gw.example\\/b", "http://nn1:98701/c", "http://nn2:9870/d"]')
+
+
+@given(
+    st.lists(st.sampled_from([b"http://nn1:1", b"http://nn10:1", b"http:\\/\\/nn1:1", b"/", b"0", b"x"]), max_size=30),
+    st.lists(st.integers(min_value=0, max_value=10_000), max_size=8),
+)
+def test_several_origins_any_split_gives_what_one_piece_gives(parts: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(parts)
+
+    def replaced(cuts: list[int]) -> bytes:
+        replacer = OriginReplacer(["http://nn1:1", "http://nn10:1"], GATEWAY)
+        out, last = [], 0
+        for cut in sorted(c % (len(data) + 1) for c in cuts):
+            out.append(replacer.feed(data[last:cut]))
+            last = cut
+        return b"".join(out) + replacer.feed(data[last:]) + replacer.finish()
+
+    assert replaced(cuts) == replaced([])
+
+
 # -- signed data-node redirects --------------------------------------------------------
 
 def test_a_signed_data_step_verifies_only_for_its_user_node_and_time() -> None:
