@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,12 +50,30 @@ def closed_port() -> str:
 
 
 @pytest.fixture
+def unanswered() -> Iterator[str]:
+    """A loopback URL whose connections never complete: a listener whose queue is full and never accepts."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield f"http://127.0.0.1:{port}"
+    for sock in (*fillers, listener):
+        sock.close()
+
+
+@pytest.fixture
 def gateway(tmp_path: Path, aiohttp_server: ServerFactory) -> Start:
-    async def start(urls: list[str], *, cooldown: float = 60.0, attempts: int = 3) -> Setup:
+    async def start(urls: list[str], *, cooldown: float = 60.0, attempts: int = 3, more: str = "") -> Setup:
         route = f'[[routes]]\nprefix = "/"\nbackend = {json.dumps(urls)}\ndialect = "webhdfs"\n'
         return await start_gateway(
             aiohttp_server, tmp_path, urls[0], route,
-            backend=f"failover_cooldown = {cooldown}\nfailover_attempts = {attempts}\n",
+            backend=f"failover_cooldown = {cooldown}\nfailover_attempts = {attempts}\n{more}",
         )
 
     return start
@@ -109,6 +127,18 @@ async def test_a_post_with_a_body_fails_over_when_it_never_reached_a_backend(bac
     resp, raw = await gw.request("POST", "/webhdfs/v1/f?op=APPEND&data=true", data=body, headers=COOKIE)
     assert resp.status == 200, raw
     assert json.loads(raw)["length"] == len(body)
+
+
+async def test_a_connect_timeout_moves_even_a_post_with_a_body_on(backends, gateway: Start, unanswered: str) -> None:
+    good = await backends()
+    gw = await gateway([unanswered, good.url], more="connect_timeout = 0.3\n")
+    resp, raw = await gw.request("POST", "/webhdfs/v1/f?op=APPEND&data=true", data=b"w" * 70_000, headers=COOKIE)
+    assert resp.status == 200, raw
+    assert json.loads(raw)["length"] == 70_000
+    # Alone, the same backend is a 504, as before lists.
+    alone = await gateway([unanswered], more="connect_timeout = 0.3\n")
+    resp, raw = await alone.get("/webhdfs/v1/f?op=GETFILESTATUS", headers=COOKIE)
+    assert resp.status == 504 and json.loads(raw)["RemoteException"]["message"] == "the backend did not answer in time"
 
 
 @pytest.mark.parametrize(("method", "data"), [("GET", None), ("PUT", None), ("POST", b"")])
