@@ -37,12 +37,18 @@ What it does on every request:
   the number of connections, not their sizes or speeds;
 * lets the dialect rewrite the response headers and, through the
   :class:`BodyRewriter` it may return for them, the body as it streams
-  (``Content-Length`` is then dropped).
+  (``Content-Length`` is then dropped);
+* when the backend wants credentials of the gateway's own, asks the
+  :class:`BackendAuth` it was given for them on each exchange (never knowing
+  their scheme), and sends a request it refused once more when the
+  authenticator says so and no byte of the client's body has been read for
+  it; a refusal it cannot retry is a 502.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import re
 import socket
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -58,12 +64,13 @@ from gateway.failover import STANDBY_BODY_LIMIT, Backend, BackendSet, Failure, i
 from gateway.forwarded import client_view
 from gateway.log import proxy_logger
 from gateway.upstream import (
-    BackendError, ConnectError, ConnectTimeoutError, Connection, InterimAnswerError, ResponseHead, UpstreamClient,
+    BackendError, ConnectError, ConnectTimeoutError, Connection, InterimAnswerError, Origin, ResponseHead,
+    UpstreamClient,
 )
 
 __all__ = (
-    "BodyRewriter", "Forward", "LocalBackend", "UpstreamError", "UpstreamHeaders", "UpstreamProxy", "fold_header_name",
-    "origin_form",
+    "AuthAttempt", "BackendAuth", "BodyRewriter", "Forward", "LocalBackend", "UpstreamError", "UpstreamHeaders",
+    "UpstreamProxy", "Verdict", "fold_header_name", "origin_form",
 )
 
 # RFC 9110 7.6.1, plus the legacy ones proxies have always dropped.
@@ -241,6 +248,49 @@ class Forward:
     method: str
     target: str  # raw path and query, e.g. "/a//b%2F?op=list&user.name=bob"
     headers: tuple[tuple[str, str], ...]  # added after scrubbing
+    user: str = ""  # on whose behalf (what a BackendAuth keys its state by)
+
+
+class Verdict(enum.Enum):
+    """What a :class:`BackendAuth` makes of the backend's answer to an exchange."""
+
+    ACCEPTED = "accepted"  # pass the answer on
+    RETRY = "retry"  # a remembered credential was refused: send again with a fresh one (once)
+    REFUSED = "refused"  # the gateway's own credentials were refused: the client gets a 502
+
+
+class AuthAttempt(Protocol):
+    """The credentials of one exchange: ``headers`` go on the request (a ``Cookie`` joins the client's)."""
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+
+
+class BackendAuth(Protocol):
+    """How the gateway proves itself to a backend that wants more than the identity header.
+
+    The proxy calls :meth:`begin` before each exchange and :meth:`finish` with
+    the answer's head; what the credentials are is the implementation's
+    business (:mod:`gateway.backendauth`).
+    """
+
+    @property
+    def cookie_names(self) -> frozenset[str]:
+        """The backend's cookies (lower case) no client may see or send: the proxy strips them both ways."""
+        ...
+
+    def begin(self, origin: Origin, user: str, *, fresh: bool, body: bool) -> AuthAttempt:
+        """Credentials for an exchange with the backend at ``origin`` on behalf of ``user``;
+        ``fresh``: none remembered may be used.
+
+        ``body``: the request has a body, so a refusal could not be retried.
+        Raises :class:`UpstreamError` when there are none to be had.
+        """
+        ...
+
+    def finish(self, attempt: AuthAttempt, status: int, headers: list[tuple[str, str]]) -> Verdict:
+        """Learn from the answer to ``attempt`` (a cookie to remember, a mutual-authentication token)."""
+        ...
 
 
 class BodyRewriter(Protocol):
@@ -319,6 +369,25 @@ class LocalBackend(UpstreamHeaders):
         return await self._handler(handed)
 
 
+def _add_credentials(
+    headers: CIMultiDict[str], credentials: tuple[tuple[str, str], ...], client_cookie: str | None
+) -> None:
+    """Put an exchange's credentials on ``headers``: a ``Cookie`` after the client's own (which
+    had the backend's cookie names stripped), anything else in place of what an earlier attempt set."""
+    for name, value in credentials:
+        if name.lower() == "cookie":
+            headers[name] = f"{client_cookie}; {value}" if client_cookie else value
+        else:
+            headers[name] = value
+    if not any(name.lower() == "authorization" for name, _ in credentials):
+        headers.popall(hdrs.AUTHORIZATION, None)
+    if not any(name.lower() == "cookie" for name, _ in credentials):
+        if client_cookie:
+            headers[hdrs.COOKIE] = client_cookie
+        else:
+            headers.popall(hdrs.COOKIE, None)
+
+
 class UpstreamProxy(UpstreamHeaders):
     """Streams requests to a backend over a pool of keep-alive connections (:mod:`gateway.upstream`),
     failing over between the backends of a :class:`~gateway.failover.BackendSet`."""
@@ -331,11 +400,15 @@ class UpstreamProxy(UpstreamHeaders):
         reserved_headers: Collection[str],
         cookie_names: Collection[str],
         send_timeout: float,
+        backend_auth: BackendAuth | None = None,
     ) -> None:
+        if backend_auth is not None:
+            cookie_names = {*cookie_names, *backend_auth.cookie_names}
         super().__init__(reserved_headers=reserved_headers, cookie_names=cookie_names)
         self._client = session
         self._backends = backend if isinstance(backend, BackendSet) else BackendSet.single(backend)
         self._send_timeout = send_timeout
+        self._auth = backend_auth
 
     @staticmethod
     def new_session(
@@ -370,6 +443,9 @@ class UpstreamProxy(UpstreamHeaders):
         headers = self.upstream_headers(request, fwd.headers)
         body = _TimedBody(request, self._send_timeout) if request.body_exists else None
         target = fwd.target.partition("#")[0]  # a fragment is the client's own, as aiohttp's client held
+        client_cookie: str | None = None  # what of the client's cookies the backend gets, its own cookie joining
+        if self._auth is not None:
+            client_cookie = "; ".join(headers.getall(hdrs.COOKIE, ())) or None
         backends = self._backends
         candidates = backends.order()
         for index, backend in enumerate(candidates):
@@ -377,7 +453,7 @@ class UpstreamProxy(UpstreamHeaders):
             if body is not None:
                 await body.settled()  # a send cut short on the previous backend has let go of the body
             try:
-                conn, head = await self._attempt(backend, request, fwd, target, headers, body)
+                conn, head = await self._attempt(backend, request, fwd, target, headers, body, client_cookie)
             except _AttemptError as exc:
                 if exc.failure is None:
                     raise exc.error from exc.__cause__
@@ -434,10 +510,21 @@ class UpstreamProxy(UpstreamHeaders):
         target: str,
         headers: CIMultiDict[str],
         body: _TimedBody | None,
+        client_cookie: str | None,
     ) -> tuple[Connection, ResponseHead]:
-        """The request sent to ``backend`` and the final answer's head in; raises :class:`_AttemptError`."""
+        """The request sent to ``backend`` and the final answer's head in; raises :class:`_AttemptError`.
+
+        With a :class:`BackendAuth`, ``client_cookie`` is what of the client's cookies the backend gets
+        (its own cookie joins them).
+        """
         retry = body is None and fwd.method in _IDEMPOTENT
+        auth = self._auth
+        attempt: AuthAttempt | None = None
+        fresh = False  # the next attempt may not use a remembered credential
         while True:
+            if auth is not None:
+                attempt = auth.begin(backend.origin, fwd.user, fresh=fresh, body=body is not None)
+                _add_credentials(headers, attempt.headers, client_cookie)
             try:
                 conn = await self._client.connect(backend.origin)
             except TimeoutError as exc:
@@ -451,7 +538,21 @@ class UpstreamProxy(UpstreamHeaders):
                 conn.send(fwd.method, target, headers.items(), body=body is not None, length=request.content_length)
                 if body is not None:
                     conn.upload(body.send)
-                return conn, await conn.response()
+                head = await conn.response()
+                if auth is None or attempt is None:
+                    return conn, head
+                verdict = auth.finish(attempt, head.status, head.headers)
+                if verdict is Verdict.ACCEPTED:
+                    return conn, head
+                conn.abort()  # its answer (a refusal) is not the client's, nor worth reading
+                if verdict is Verdict.RETRY and not fresh and (body is None or not body.touched):
+                    proxy_logger.info("backend refused the gateway's kept credential; authenticating afresh")
+                    fresh = True
+                    if body is not None:
+                        await body.settled()  # the cut send has let go of the (unread) body
+                    continue
+                proxy_logger.error("backend refused the gateway's credentials for %s %s", fwd.method, request.path)
+                raise _AttemptError(UpstreamError(502, "the backend refused the gateway's credentials"), None)
             except TimeoutError as exc:
                 conn.abort()
                 proxy_logger.warning("backend timed out before answering %s %s", fwd.method, request.path)
