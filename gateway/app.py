@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import HttpVersion11, hdrs, web
 from multidict import CIMultiDict
+from yarl import URL
 
 from authplugins import AuthScheme, scheme_class
 from gateway.authfilter import IDENTITY, AuthFilter
@@ -28,6 +30,9 @@ from gateway.proxyusers import ProxyUserRule, ProxyUsers
 from gateway.routing import AmbiguousPath, Route, Router
 from gateway.serving import InFlight
 from gateway.upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from gateway.backendauth import KerberosBackendAuth
 
 __all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
 
@@ -63,11 +68,15 @@ def build_gateway_app(
         urls = (backend_url,) if rc.backend == (EMBEDDED,) else rc.backend
         datanodes = DataNodeRedirects(keyring.keys[0], rc.datanodes) if rc.datanodes else None
         dialect = DIALECTS[rc.dialect](
-            backend_url=urls, identity_header=config.backend.identity_header, signer=signer, datanodes=datanodes
+            backend_url=urls,
+            identity_header=config.backend.identity_header,
+            signer=signer,
+            datanodes=datanodes,
+            impersonate=rc.auth == "kerberos",
         )
         routes.append(Route(rc.prefix, urls, dialect, users=frozenset(rc.users), groups=frozenset(rc.groups)))
     router = Router(routes)
-    groups = group_source(config.groups.source, config.groups.static, config.groups.cache_seconds)
+    groups = group_source(config.groups.source, config.group_entries, config.groups.cache_seconds)
     proxy_users = ProxyUsers(
         (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), groups
     )
@@ -76,6 +85,10 @@ def build_gateway_app(
         r.backend_urls: local_backend if rc.backend == (EMBEDDED,) else None for r, rc in zip(routes, config.routes)
     }
     trusted = TrustedProxies(config.server.trusted_proxies, config.server.forwarded_headers)
+    # The gateway's own credentials, per backend list that wants them (check-config makes its routes agree).
+    kerberized = {
+        r.backend_urls: rc.credentials(config.backend) for r, rc in zip(routes, config.routes) if rc.auth == "kerberos"
+    }
 
     def route_error(
         request: web.Request, status: int, message: str, *, headers: CIMultiDict[str] | None = None
@@ -173,10 +186,21 @@ def build_gateway_app(
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         started: list[AuthScheme] = []
         sessions: list[UpstreamClient] = []
+        outbound: list[KerberosBackendAuth] = []
         try:
             for scheme in schemes:
                 await scheme.start()
                 started.append(scheme)
+            backend_auth: dict[tuple[str, ...], KerberosBackendAuth] = {}
+            if kerberized:
+                from gateway.backendauth import KerberosBackendAuth  # here: gssapi only where Kerberos is used
+            for urls, (principal, keytab) in kerberized.items():
+                authenticator = KerberosBackendAuth(
+                    principal=principal, keytab=keytab, hosts=[URL(url).host or "" for url in urls]
+                )
+                await authenticator.start()
+                outbound.append(authenticator)
+                backend_auth[urls] = authenticator
             proxies: dict[tuple[str, ...], UpstreamProxy | LocalBackend] = {}
             shared: dict[str, Backend] = {}  # one circuit breaker per backend URL, whichever routes list it
             for urls, local in locals_.items():
@@ -204,6 +228,7 @@ def build_gateway_app(
                     reserved_headers=tuple(sorted(reserved)),
                     cookie_names={config.cookie.name, "hadoop.auth"},
                     send_timeout=config.backend.send_timeout,
+                    backend_auth=backend_auth.get(urls),
                 )
             app[_PROXIES] = proxies
             data_session = UpstreamProxy.new_session(
@@ -216,6 +241,8 @@ def build_gateway_app(
             app[_DATA_SESSION] = data_session
             yield
         finally:
+            for authenticator in reversed(outbound):
+                await authenticator.stop()
             for scheme in reversed(started):
                 try:
                     await scheme.stop()

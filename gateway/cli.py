@@ -39,6 +39,7 @@ from gateway.config import (
     ConfigError,
     EmbeddedConfig,
     Override,
+    RouteConfig,
     ServerConfig,
     load_config,
     read_secret,
@@ -197,17 +198,27 @@ def _prepare_root(config: Config) -> Path:
 
 async def _start_embedded(
     config: Config,
-    identity_key: bytes,
+    identity_key: bytes | None,
     socks: Sequence[socket.socket],
     runners: list[web.AppRunner],
     shutdown_timeout: float = _AFTER_DRAIN,
+    cookie_key: bytes | None = None,
 ) -> web.AppRunner:
     """Start the embedded backend on ``socks``; its runner (also added to ``runners``)."""
     from gateway.embedded import build_embedded_app
+    from gateway.groups import group_source
     from gateway.identity import IdentitySigner
+    from gateway.proxyusers import ProxyUserRule, ProxyUsers
 
+    groups = group_source(config.groups.source, config.group_entries, config.groups.cache_seconds)
+    proxy_users = ProxyUsers((ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), groups)
     app = build_embedded_app(
-        config.embedded, signer=IdentitySigner(identity_key), identity_header=config.backend.identity_header
+        config.embedded,
+        signer=IdentitySigner(identity_key) if identity_key is not None else None,
+        identity_header=config.backend.identity_header,
+        groups=groups,
+        proxy_users=proxy_users,
+        cookie_key=cookie_key,
     )
     runner = _runner(app, shutdown_timeout, access_log=None)
     runners.append(runner)
@@ -237,6 +248,8 @@ def _run_loop(coro: Coroutine[Any, Any, None]) -> int:
             runner.run(coro)
         except (_StartError, OSError) as exc:
             return _cannot_start(exc)
+        except ConfigError as exc:  # found only when starting: credentials a keytab could not give
+            return _cannot_start(_StartError("; ".join(exc.problems)))
     return 0
 
 
@@ -279,6 +292,11 @@ def _worker_count(config: Config) -> int:
 def _serve(config: Config) -> int:
     """``authgateway serve``: bind, start the workers, serve until stopped; the exit status."""
     keyring, identity_key = _keys(config)
+    if config.embedded_mode and config.embedded.auth == "kerberos":
+        raise _StartError(
+            'embedded.auth = "kerberos" is for `authgateway embedded` run alone: the gateway serves its '
+            "embedded routes in-process; route to the separate backend's URL with auth = \"kerberos\" instead"
+        )
     workers = _worker_count(config)
     listeners: list[Listener] = []
     try:
@@ -360,7 +378,14 @@ def _serve(config: Config) -> int:
 def _embedded(config: Config) -> int:
     """``authgateway embedded``: the embedded backend alone; the exit status."""
     _, identity_key = _keys(config)
-    if identity_key is None:
+    cookie_key: bytes | None = None
+    if config.embedded.auth == "kerberos":
+        identity_key = None  # callers prove themselves with SPNEGO, not with the gateway's signature
+        try:
+            cookie_key = _ensure_key(config.state_dir / "backend-cookie.secret", "hadoop.auth cookie key")
+        except OSError as exc:
+            raise _StartError(f"cannot read or generate the keys ({exc})") from exc
+    elif identity_key is None:
         raise _StartError("the embedded backend alone needs backend.identity_secret_file, shared with the gateway")
     root = _prepare_root(config)
     workers = _worker_count(config)
@@ -372,7 +397,7 @@ def _embedded(config: Config) -> int:
         try:
             # Alone, the backend's own requests get the drain bound.
             await _start_embedded(
-                config, identity_key, listener.per_worker[index], runners, config.server.shutdown_timeout
+                config, identity_key, listener.per_worker[index], runners, config.server.shutdown_timeout, cookie_key
             )
         except BaseException:
             for r in runners:
@@ -481,7 +506,10 @@ _EMBEDDED_DESCRIPTION = f"""\
 Run only the embedded backend on embedded.listen (default {_EMBEDDED.listen}),
 serving embedded.root (default {_EMBEDDED.root}). It trusts only requests
 signed with backend.identity_secret_file, which the gateway in front of it
-must share; requests that reach it directly get 401."""
+must share; requests that reach it directly get 401. With embedded.auth =
+"kerberos" it stands in for a secured HttpFS instead: callers authenticate
+with SPNEGO (embedded.principal, embedded.keytab), get a hadoop.auth
+cookie, and may act for others with doas where [[proxy_users]] allow."""
 
 _EMBEDDED_EPILOG = f"""\
 {_PRECEDENCE}
@@ -571,12 +599,17 @@ def _describe_routes(config: Config, embedded: str) -> str:
     """Each route, longest prefix first, with ``embedded`` naming the embedded backend."""
     routes = sorted(config.routes, key=lambda r: len(r.prefix), reverse=True)
 
-    def backend(urls: tuple[str, ...]) -> str:
-        return embedded if urls == (EMBEDDED,) else " or ".join(urls)
+    def backend(route: RouteConfig) -> str:
+        if route.backend == (EMBEDDED,):
+            return embedded
+        if route.auth == "kerberos":
+            principal = route.credentials(config.backend)[0]
+            return f"{' or '.join(route.backend)} (SPNEGO as {principal}, the user as doas)"
+        return " or ".join(route.backend)
 
     if len(routes) == 1:
-        return f"every path -> {backend(routes[0].backend)}, {routes[0].dialect} dialect"
-    return "; ".join(f"{r.prefix} -> {backend(r.backend)}, {r.dialect} dialect" for r in routes)
+        return f"every path -> {backend(routes[0])}, {routes[0].dialect} dialect"
+    return "; ".join(f"{r.prefix} -> {backend(r)}, {r.dialect} dialect" for r in routes)
 
 
 def _summary(config: Config) -> list[str]:
@@ -587,6 +620,17 @@ def _summary(config: Config) -> list[str]:
         lines.append(f"backend: embedded on {config.embedded.listen}, serving {Path(config.embedded.root).resolve()}")
     lines.append(f"routes: {_describe_routes(config, 'the embedded backend')}")
     lines.append(_describe_keys(config))
+    if config.embedded.auth == "kerberos":
+        lines.append(
+            f"authgateway embedded: callers authenticate with SPNEGO to {config.embedded.principal} "
+            f"(embedded.keytab); {len(config.proxy_users)} proxy-user rule(s) for doas"
+            + ("; serve refuses this file: it would serve the embedded routes in-process" if config.embedded_mode else "")
+        )
+    if config.embedded.groups:
+        lines.append(
+            "note: embedded.groups is deprecated and read as groups.static; move its entries there "
+            "(the gateway's proxy-user rules and route access read them too)"
+        )
     return lines
 
 

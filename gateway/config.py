@@ -169,6 +169,18 @@ class BackendConfig:
     failover_cooldown: float = field(
         default=5.0, metadata=_help("seconds a backend that failed is passed over before it is tried again; 0: never")
     )
+    auth: Literal["simple", "kerberos"] = field(
+        default="simple",
+        metadata=_help(
+            'how the gateway authenticates to the backend: "simple" (the backend trusts the identity header '
+            'and user.name) or "kerberos" (SPNEGO as principal from keytab; the user goes as doas)'
+        ),
+    )
+    principal: str = field(
+        default="",
+        metadata=_help('kerberos: the gateway\'s own principal, e.g. "HTTP/gateway.example.com@EXAMPLE.COM"'),
+    )
+    keytab: str = field(default="", metadata=_help("kerberos: the keytab holding principal's keys"))
 
 
 EMBEDDED = "embedded"
@@ -196,6 +208,15 @@ class RouteConfig:
     groups: tuple[str, ...] = field(
         default=(), metadata=_help("only members of these groups (and users) may use the route; groups from [groups]")
     )
+    auth: Literal["simple", "kerberos"] = field(
+        default="simple", metadata=_help('as backend.auth, for this route\'s backend ("/" follows [backend])')
+    )
+    principal: str = field(default="", metadata=_help("kerberos: as backend.principal; empty takes [backend]'s"))
+    keytab: str = field(default="", metadata=_help("kerberos: as backend.keytab; empty takes [backend]'s"))
+
+    def credentials(self, backend: BackendConfig) -> tuple[str, str]:
+        """The principal and keytab the gateway authenticates to this route's backend with."""
+        return self.principal or backend.principal, self.keytab or backend.keytab
 
 
 # What the embedded backend serves when no route says otherwise; "/" follows [backend].
@@ -215,7 +236,26 @@ class EmbeddedConfig:
     supergroup: str = field(default="supergroup", metadata=_help("group whose members are superusers"))
     umask: str = field(default="022", metadata=_help("octal umask for new files and directories"))
     groups: tuple[str, ...] = field(
-        default=(), metadata=_help('group memberships, each "group:user1,user2"')
+        default=(),
+        metadata=_help('deprecated: group memberships, each "group:user1,user2"; write them in groups.static'),
+    )
+    auth: Literal["signed", "kerberos"] = field(
+        default="signed",
+        metadata=_help(
+            'who may call it: "signed" (the gateway, with the identity header signed with '
+            'backend.identity_secret_file) or "kerberos" (SPNEGO to principal from keytab; a caller '
+            "[[proxy_users]] allow may act for another user with doas). kerberos only for "
+            "`authgateway embedded` run alone"
+        ),
+    )
+    principal: str = field(
+        default="HTTP/_HOST",
+        metadata=_help("kerberos: the service principal callers get tickets for; _HOST is this machine's name"),
+    )
+    keytab: str = field(default="", metadata=_help("kerberos: the keytab holding principal's keys"))
+    cookie_validity: int = field(
+        default=36000,
+        metadata=_help('kerberos: seconds the "hadoop.auth" cookie it sets after a handshake is valid'),
     )
 
 
@@ -224,8 +264,9 @@ class GroupsConfig:
     source: Literal["static", "os"] = field(
         default="static",
         metadata=_help(
-            'where proxy-user rules find a user\'s groups: "static" (the entries below) or "os" '
-            "(the system's user and group databases, as getent sees them)"
+            'where proxy-user rules, route access and the embedded backend\'s permissions find a user\'s '
+            'groups: "static" (the entries below) or "os" (the system\'s user and group databases, as getent '
+            "sees them)"
         ),
     )
     static: tuple[str, ...] = field(default=(), metadata=_help('group memberships, each "group:user1,user2"'))
@@ -279,8 +320,15 @@ class Config:
         if not routes and not self.backend.url:
             routes = _EMBEDDED_ROUTES
         if all(r.prefix != "/" for r in routes):
-            routes += (RouteConfig("/", self.backend.url or (EMBEDDED,), self.backend.dialect),)
+            backend = self.backend
+            auth = backend.auth if backend.url else "simple"
+            routes += (RouteConfig("/", backend.url or (EMBEDDED,), backend.dialect, auth=auth),)
         return routes
+
+    @property
+    def group_entries(self) -> tuple[str, ...]:
+        """The static group memberships: ``groups.static``, else the deprecated ``embedded.groups``."""
+        return self.groups.static or self.embedded.groups
 
     @property
     def embedded_mode(self) -> bool:
@@ -570,6 +618,11 @@ def _proxy_user_problems(config: Config, name: Names) -> list[str]:
                 problems.append(f"{name('groups.static')}: {entry!r} must look like 'group:user1,user2'")
     elif groups.static:
         problems.append(f"{name('groups.static')}: only read with source = \"static\", not {groups.source!r}")
+    if config.embedded.groups and (groups.static or groups.source != "static"):
+        problems.append(
+            f"{name('embedded.groups')}: deprecated, and [groups] is set too; give the memberships once, "
+            "in groups.static (embedded.groups is only read when [groups] has no source or entries)"
+        )
     if not 0 <= groups.cache_seconds <= 86400:
         problems.append(f"{name('groups.cache_seconds')} = {groups.cache_seconds}: must be between 0 and 86400")
     seen: dict[str, int] = {}
@@ -626,6 +679,88 @@ def _route_problems(config: Config, name: Names) -> list[str]:
         if route.dialect not in DIALECTS:
             problems.append(
                 f"{name(where + '.dialect')} = {route.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"
+            )
+    return problems
+
+
+def _outbound_problems(config: Config, name: Names) -> list[str]:
+    """The gateway's own Kerberos credentials, wherever a backend wants them."""
+    problems: list[str] = []
+    backend = config.backend
+    checked: dict[tuple[str, str], None] = {}  # each principal and keytab pair once
+    backend_keys = (name("backend.principal"), name("backend.keytab"))
+    if backend.auth == "kerberos" and not backend.url:
+        problems.append(
+            f"{name('backend.auth')} = 'kerberos': needs backend.url (the embedded backend served by "
+            "the gateway trusts it; to put it behind SPNEGO run `authgateway embedded` and route to its URL)"
+        )
+    if backend.principal or backend.keytab:
+        checked[(backend.principal, backend.keytab)] = None
+        problems.extend(_keytab_problems(backend.principal, backend.keytab, *backend_keys))
+    for i, route in enumerate(config.route_tables):
+        where = f"routes[{i}]"
+        if route.auth != "kerberos":
+            if route.principal or route.keytab:
+                problems.append(f"{name(where + '.principal')}, {name(where + '.keytab')}: only read with auth = \"kerberos\"")
+            continue
+        if EMBEDDED in route.backend:
+            problems.append(
+                f"{name(where + '.auth')} = 'kerberos': the embedded backend served by the gateway trusts it; "
+                "to put it behind SPNEGO run `authgateway embedded` and give its URL as the backend"
+            )
+        if route.dialect == "alluxio":
+            problems.append(f"{name(where + '.auth')} = 'kerberos': the Alluxio proxy does not speak SPNEGO")
+        pair = route.credentials(backend)
+        if pair in checked:
+            continue
+        checked[pair] = None
+        problems.extend(_keytab_problems(
+            *pair,
+            name(f"{where if route.principal else 'backend'}.principal"),
+            name(f"{where if route.keytab else 'backend'}.keytab"),
+        ))
+    seen: dict[tuple[str, ...], tuple[int, tuple[str, str, str]]] = {}
+    for i, route in enumerate(config.routes):
+        if EMBEDDED in route.backend:
+            continue
+        how = (route.auth, *route.credentials(backend)) if route.auth == "kerberos" else ("simple", "", "")
+        first = seen.setdefault(route.backend, (i, how))
+        if first[1] != how:
+            label = name(f"routes[{i}].auth") if i < len(config.route_tables) else name("backend.auth")
+            shown = route.backend[0] if len(route.backend) == 1 else list(route.backend)
+            problems.append(
+                f"{label}: routes to {shown!r} must authenticate to it alike "
+                "(auth, principal and keytab)"
+            )
+    if backend.auth == "kerberos" and (backend.principal, backend.keytab) not in checked:
+        problems.extend(_keytab_problems(backend.principal, backend.keytab, *backend_keys))
+    if backend.auth == "kerberos" and backend.dialect == "alluxio":
+        problems.append(f"{name('backend.auth')} = 'kerberos': the Alluxio proxy does not speak SPNEGO")
+    return problems
+
+
+def _keytab_problems(principal: str, keytab: str, p_key: str, k_key: str) -> list[str]:
+    """Whether ``keytab`` (set by ``k_key``) is readable and holds ``principal`` (set by ``p_key``;
+    without a realm: in any realm)."""
+    from authplugins.kerberos import read_keytab_principals  # here: gssapi only where Kerberos is used
+
+    problems: list[str] = []
+    if not principal.strip():
+        problems.append(f"{p_key}: required with auth = \"kerberos\" (the gateway's own principal)")
+    if not keytab.strip():
+        problems.append(f"{k_key}: required with auth = \"kerberos\" (the keytab holding its keys)")
+        return problems
+    try:
+        listed = read_keytab_principals(keytab)
+    except OSError as exc:
+        return [*problems, f"{k_key} = {keytab!r}: file is not readable ({exc.strerror or exc})"]
+    except ValueError as exc:
+        return [*problems, f"{k_key} = {keytab!r}: {exc}"]
+    if principal.strip():
+        found = principal in listed if "@" in principal else any(p.partition("@")[0] == principal for p in listed)
+        if not found:
+            problems.append(
+                f"{p_key} = {principal!r}: not in {k_key} = {keytab!r} (it holds {', '.join(listed) or 'nothing'})"
             )
     return problems
 
@@ -724,6 +859,7 @@ def _check(config: Config, name: Names = str) -> list[str]:
             f"{name('backend.dialect')} = {backend.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"
         )
     problems.extend(_route_problems(config, name))
+    problems.extend(_outbound_problems(config, name))
     problems.extend(_proxy_user_problems(config, name))
     if backend.url:
         problems.extend(_backend_list_problems(name("backend.url"), backend.url, embedded_allowed=False))
@@ -768,6 +904,15 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             raise ValueError
     except ValueError:
         problems.append(f"{name('embedded.umask')} = {embedded.umask!r}: must be an octal number up to 777")
+    if embedded.auth == "kerberos":
+        if not embedded.keytab.strip():
+            problems.append(f"{name('embedded.keytab')}: required with embedded.auth = \"kerberos\"")
+        else:
+            problems.extend(_embedded_keytab_problems(embedded, name))
+        if embedded.cookie_validity <= 0:
+            problems.append(
+                f"{name('embedded.cookie_validity')} = {embedded.cookie_validity}: must be a positive number of seconds"
+            )
     for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses
         try:
             parse_groups([entry])
@@ -777,6 +922,14 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
     if why:
         problems.append(f"{name('embedded.root')} = {embedded.root!r}: {why}")
     return problems
+
+
+def _embedded_keytab_problems(embedded: EmbeddedConfig, name: Names) -> list[str]:
+    """The embedded backend's keytab and principal, as the kerberos scheme checks its own."""
+    from authplugins.kerberos import KerberosOptions, KerberosScheme  # here: gssapi only where Kerberos is used
+
+    options = KerberosOptions(keytab=embedded.keytab, principal=embedded.principal)
+    return [_scheme_line("embedded", line, name) for line in KerberosScheme.check_options(options)]
 
 
 def _host_addresses(label: str, host: str, problems: list[str], value: str | None = None) -> set[tuple[int, str]]:

@@ -48,8 +48,13 @@ class Dialect(abc.ABC):
         identity_header: str,
         signer: IdentitySigner | None,
         datanodes: DataNodeRedirects | None = None,
+        impersonate: bool = False,
     ) -> None:
         self._identity_header = identity_header
+        self._user_param = "doas" if impersonate else "user.name"
+        """How the user is named in the query where a dialect names it there: ``user.name`` to a
+        backend that trusts the gateway, ``doas`` to one the gateway authenticates to as itself
+        (a proxy user), as Knox does."""
         self._signer = signer
         self.datanodes = datanodes
         """Where the data steps of this route's redirects may go; ``None``: nowhere but the backend."""
@@ -87,7 +92,7 @@ class Dialect(abc.ABC):
         headers: tuple[tuple[str, str], ...] = ((self._identity_header, user),)
         if self._signer is not None:
             headers += ((SIGNATURE_HEADER, self._signer.sign(user, request.method, target)),)
-        return Forward(request.method, target, headers)
+        return Forward(request.method, target, headers, user)
 
     def forward_verbatim(self, request: web.Request, target: str, user: str) -> Forward:
         """Like :meth:`forward`, for a ``target`` the backend itself made (a signed data-node
@@ -95,7 +100,7 @@ class Dialect(abc.ABC):
         headers: tuple[tuple[str, str], ...] = ((self._identity_header, user),)
         if self._signer is not None:
             headers += ((SIGNATURE_HEADER, self._signer.sign(user, request.method, target)),)
-        return Forward(request.method, target, headers)
+        return Forward(request.method, target, headers, user)
 
     def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
         """Point ``Location`` and ``Content-Location`` at the backend back at the gateway; for a JSON

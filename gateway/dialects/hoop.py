@@ -11,8 +11,10 @@ __all__ = ("HoopDialect",)
 
 class HoopDialect(Dialect):
     """The backend learns the user from ``user.name`` (the authenticated
-    user's, the client's removed) and from the identity header; ``doas`` and
-    ``delegation`` are removed until proxy-user rules exist."""
+    user's, the client's removed) and from the identity header; behind a
+    backend the gateway authenticates to as itself, from ``doas``.  A client's
+    own ``doas`` and ``delegation`` never reach it (the auth filter has
+    applied the proxy-user rules to ``doas``)."""
 
     name = "hoop"
 
@@ -21,4 +23,4 @@ class HoopDialect(Dialect):
         return WireFormat.HOOP
 
     def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
-        return (("user.name", user),)
+        return ((self._user_param, user),)

@@ -20,7 +20,7 @@ __all__ = ("WebHdfsDialect",)
 
 
 class WebHdfsDialect(Dialect):
-    """The backend learns the user from ``user.name``, as Hoop's does; errors
+    """The backend learns the user from ``user.name`` (or ``doas``), as Hoop's does; errors
     are ``RemoteException`` documents, which HdfsCLI and fsspec read."""
 
     name = "webhdfs"
@@ -30,7 +30,7 @@ class WebHdfsDialect(Dialect):
         return WireFormat.WEBHDFS
 
     def identity_query(self, user: str) -> tuple[tuple[str, str], ...]:
-        return (("user.name", user),)
+        return ((self._user_param, user),)
 
     def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
         """Also a NameNode's redirect to a DataNode, in the ``Location`` header or in the JSON of a

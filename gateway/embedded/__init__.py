@@ -17,7 +17,10 @@ Behaviour and the choices made where Hoop/HDFS leave room:
 * **Identity.** Only the user in ``identity_header`` counts, and only with a
   valid ``X-Authgateway-Signature`` for exactly this method and raw request
   target; anything else is 401 ``AuthenticationException``.  ``user.name``
-  in the query is ignored.  Absolute URLs in responses (``Location``, status
+  in the query is ignored.  With ``embedded.auth = "kerberos"`` (run alone)
+  callers authenticate with SPNEGO instead and may name another user with
+  ``doas`` where ``[[proxy_users]]`` allow it (see ``_spnego.py``).
+  Absolute URLs in responses (``Location``, status
   ``path``, ``homeDir``) use ``X-Forwarded-Proto``/``X-Forwarded-Host``.
 * **Failures** are the Hoop failure JSON (statusCode, reason, message,
   exception).  400 ``IllegalArgumentException`` for bad input (unknown op, op

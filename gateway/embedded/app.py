@@ -11,16 +11,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
 
 from ..config import EmbeddedConfig
+from ..groups import GroupSource
+from ..proxyusers import ProxyUsers
 from ..identity import SIGNATURE_HEADER, IdentitySigner
 from .faces import STREAMING_KEY, Face, face_for
 from .faces import alluxio, hoop, webhdfs
 from .store import AuthenticationError, BadRequestError, FsError, IOFailureError, Store
+
+if TYPE_CHECKING:
+    from authplugins.kerberos import KerberosScheme
 
 __all__ = ("BACKEND_KEY", "LOCAL_HANDLER", "build_embedded_app")
 
@@ -84,14 +90,14 @@ def _identity_middleware(*, signer: IdentitySigner, identity_header: str) -> Any
     return impl
 
 
-def _handler(store: Store, faces: tuple[Face, ...], *, signer: IdentitySigner, identity_header: str) -> Handler:
-    """The whole backend as one handler: failures rendered per face, the identity verified, the face.
+def _handler(store: Store, faces: tuple[Face, ...], identity: Any) -> Handler:
+    """The whole backend as one handler: failures rendered per face, the caller authenticated
+    (by ``identity``, a middleware), the face.
 
     It needs nothing of the app the request came through, so a gateway in
     this process may hand it requests directly (:data:`LOCAL_HANDLER`).
     """
     errors = _error_middleware(faces)
-    identity = _identity_middleware(signer=signer, identity_header=identity_header)
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         face = face_for(faces, request.raw_path)
@@ -117,21 +123,60 @@ async def _sweep_streams(store: Store) -> None:
 
 
 def build_embedded_app(
-    config: EmbeddedConfig, *, signer: IdentitySigner, identity_header: str
+    config: EmbeddedConfig,
+    *,
+    signer: IdentitySigner | None,
+    identity_header: str,
+    groups: GroupSource | None = None,
+    proxy_users: ProxyUsers | None = None,
+    cookie_key: bytes | None = None,
 ) -> web.Application:
     """The embedded backend serving ``config.root``; see the package docstring.
+
+    ``groups`` is where users' groups come from (``[groups]``; by default
+    ``config.groups``).  With ``config.auth == "kerberos"`` callers
+    authenticate with SPNEGO (:mod:`._spnego`): ``proxy_users`` say who may
+    act for whom, ``cookie_key`` signs the ``hadoop.auth`` cookie, and
+    ``signer`` is not used; otherwise ``signer`` verifies the identity header.
 
     Configuration problems raise ``ValueError`` here; the root, metadata
     store and I/O threads are opened when the app starts (``cleanup_ctx``).
     """
-    store = Store(config)
+    store = Store(config, groups)
     faces: tuple[Face, ...] = (hoop.FACE, webhdfs.FACE, alluxio.FACE)
-    handler = _handler(store, faces, signer=signer, identity_header=identity_header)
+    scheme: KerberosScheme | None = None
     app = web.Application()
+    if config.auth == "kerberos":
+        if proxy_users is None or cookie_key is None:
+            raise ValueError('embedded.auth = "kerberos" needs the proxy-user rules and a cookie key')
+        from authplugins.kerberos import KerberosOptions, KerberosScheme
+
+        from ._spnego import HadoopAuthCookie, on_response_prepare, spnego_middleware
+
+        scheme = KerberosScheme.from_options(KerberosOptions(
+            keytab=config.keytab,
+            principal=config.principal,
+            replay_cache=f"file2:{Path(config.root) / '.authgateway' / 'backend.rcache2'}",
+        ))
+        identity = spnego_middleware(
+            scheme=scheme,
+            cookies=HadoopAuthCookie(cookie_key, config.cookie_validity),
+            proxy_users=proxy_users,
+            faces=faces,
+            user_key=_USER_KEY,
+        )
+        app.on_response_prepare.append(on_response_prepare)
+    else:
+        if signer is None:
+            raise ValueError('embedded.auth = "signed" needs the identity key')
+        identity = _identity_middleware(signer=signer, identity_header=identity_header)
+    handler = _handler(store, faces, identity)
     app[BACKEND_KEY] = store
     app[LOCAL_HANDLER] = handler
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        if scheme is not None:
+            await scheme.start()
         store.start()
         sweeper = asyncio.create_task(_sweep_streams(store), name="embedded-stream-sweeper")
         try:
@@ -141,6 +186,8 @@ def build_embedded_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             store.stop()
+            if scheme is not None:
+                await scheme.stop()
 
     app.cleanup_ctx.append(lifetime)
     app.router.add_route("*", "/{tail:.*}", handler)

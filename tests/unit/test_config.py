@@ -471,7 +471,7 @@ colour = "red"
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert info.value.problems == [
-        "routes[2].colour: unknown key (allowed: backend, datanodes, dialect, groups, prefix, users)",
+        "routes[2].colour: unknown key (allowed: auth, backend, datanodes, dialect, groups, keytab, prefix, principal, users)",
         "routes[0].prefix = 'webhdfs/v1': must start and end with '/'",
         "routes[1].backend = 'ftp://alluxio': must be http://host:port or https://host:port or \"embedded\"",
         "routes[1].dialect = 's3': unknown dialect (known: hoop, webhdfs, alluxio, generic)",

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ...groups import members_to_groups, parse_groups
+from ...groups import GroupSource, StaticGroups, members_to_groups, parse_groups
 
 __all__ = (
     "DEFAULT_DIR_PERM",
@@ -101,23 +101,27 @@ class Principal:
 
 
 class GroupMap:
-    """Group memberships from ``embedded.groups``, and from nowhere else.
+    """Group memberships from the gateway's group source (``[groups]``), and from nowhere else.
 
-    A user is in exactly the groups that list it.  No group is implied by a
-    user's name: were every user in a group named after itself, a user called
-    ``supergroup`` (or like any configured group) would get that group's
-    rights, superuser rights included.
+    ``memberships`` is that source, or ``{group: users}`` for static ones.
+    A user is in exactly the groups the source gives it.  No group is implied
+    by a user's name: were every user in a group named after itself, a user
+    called ``supergroup`` (or like any configured group) would get that
+    group's rights, superuser rights included.
     """
 
-    __slots__ = ("_member_of", "superuser", "supergroup")
+    __slots__ = ("_groups_of", "superuser", "supergroup")
 
-    def __init__(self, memberships: Mapping[str, Iterable[str]], *, superuser: str, supergroup: str) -> None:
-        self._member_of = members_to_groups(memberships)
+    def __init__(
+        self, memberships: Mapping[str, Iterable[str]] | GroupSource, *, superuser: str, supergroup: str
+    ) -> None:
+        source = StaticGroups(members_to_groups(memberships)) if isinstance(memberships, Mapping) else memberships
+        self._groups_of = source.groups_of
         self.superuser = superuser
         self.supergroup = supergroup
 
     def principal(self, user: str) -> Principal:
-        groups = self._member_of.get(user, frozenset())
+        groups = self._groups_of(user)
         return Principal(user, groups, user == self.superuser or self.supergroup in groups)
 
 

@@ -43,6 +43,7 @@ from ._namespace import (
     host_failure,
 )
 from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path, parse_hdfs_path
+from ...groups import GroupSource
 from ._perm import DEFAULT_DIR_PERM, FsAction, GroupMap, Principal, parse_groups
 from ._streams import StreamKind, StreamRecord, StreamTable
 
@@ -192,7 +193,8 @@ class Reader:
 class Store:
     """The resources of one embedded store, opened by :meth:`start`, closed by :meth:`stop`."""
 
-    def __init__(self, config: EmbeddedConfig) -> None:
+    def __init__(self, config: EmbeddedConfig, groups: GroupSource | None = None) -> None:
+        """``groups``: where users' groups come from (``[groups]``); by default ``config.groups``."""
         try:
             umask = int(config.umask, 8)
             if not 0 <= umask <= 0o777:
@@ -200,7 +202,11 @@ class Store:
         except ValueError:
             raise ValueError(f"embedded.umask = {config.umask!r}: must be an octal number up to 777") from None
         self.root = Path(config.root)
-        self.groups = GroupMap(parse_groups(config.groups), superuser=config.superuser, supergroup=config.supergroup)
+        self.groups = GroupMap(
+            parse_groups(config.groups) if groups is None else groups,
+            superuser=config.superuser,
+            supergroup=config.supergroup,
+        )
         self.umask = umask
         self._ns: Namespace | None = None
         self._pool: ThreadPoolExecutor | None = None
