@@ -86,3 +86,23 @@ def test_a_route_admits_only_its_users_and_groups(gateway: Callable[..., Gateway
     # Other routes are open to anyone who authenticated.
     assert requests.get(f"{gw.url}/webhdfs/v1/", params={"op": "GETFILESTATUS", "user.name": "dave"},
                         timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        {"groups": {"static": ["supergroup:carol"]}},
+        # Deprecated, still read as groups.static while [groups] is not set.
+        {"embedded": {"groups": ["supergroup:carol"]}},
+    ],
+    ids=["groups.static", "embedded.groups"],
+)
+def test_the_embedded_backends_permissions_read_the_gateways_groups(
+    gateway: Callable[..., GatewayProcess], sections: dict[str, dict[str, list[str]]]
+) -> None:
+    gw = gateway(**sections)
+    # Only a superuser makes anything at the top level: carol is one through supergroup.
+    assert mkdirs(gw, "/top", **{"user.name": "carol"}).status_code == 200
+    refused = mkdirs(gw, "/top2", **{"user.name": "dave"})
+    assert refused.status_code == 403
+    assert "Permission denied: user=dave" in refused.json()["RemoteException"]["message"]

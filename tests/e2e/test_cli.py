@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import REPO, free_port, start_gateway, wait_for_port
 from tests.e2e.curl import curl
+from tests.keytabs import write_keytab
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -113,6 +114,17 @@ def test_check_config_of_the_shipped_file_says_what_serve_would_do(tmp_path: Pat
         "mode 0600)\n"
     )
     assert not (tmp_path / "data").exists()  # checking creates nothing
+
+
+def test_check_config_notes_the_deprecated_embedded_groups(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[embedded]\nroot = "{tmp_path / "data"}"\ngroups = ["supergroup:carol"]\n')
+    done = authgateway("check-config", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(
+        "  note: embedded.groups is deprecated and read as groups.static; move its entries there "
+        "(the gateway's proxy-user rules and route access read them too)\n"
+    )
 
 
 def test_check_config_without_a_file_checks_defaults_and_environment(tmp_path: Path) -> None:
@@ -336,3 +348,20 @@ def test_embedded_alone_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
     text = log.read_text()
     assert f"embedded backend listening on 127.0.0.1:{port} (embedded.listen)" in text
     assert "stopped after" in text
+
+
+def test_serve_refuses_an_embedded_backend_behind_kerberos_that_it_would_serve_itself(tmp_path: Path) -> None:
+    http = write_keytab(tmp_path / "http.keytab", "HTTP/localhost@EXAMPLE.COM")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[server]\nport = {free_port()}\n[embedded]\nroot = "{tmp_path / "data"}"\nlisten = "127.0.0.1:{free_port()}"\n'
+        f'auth = "kerberos"\nkeytab = "{http}"\nprincipal = "HTTP/localhost@EXAMPLE.COM"\n'
+    )
+    checked = authgateway("check-config", str(config), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "  authgateway embedded: callers authenticate with SPNEGO to HTTP/localhost@EXAMPLE.COM (embedded.keytab); " \
+           "0 proxy-user rule(s) for doas; serve refuses this file: it would serve the embedded routes in-process\n" \
+           in checked.stdout
+    served = authgateway("serve", "--config", str(config), cwd=tmp_path)
+    assert served.returncode == 1
+    assert 'cannot start: embedded.auth = "kerberos" is for `authgateway embedded` run alone' in served.stderr
