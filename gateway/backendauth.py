@@ -9,17 +9,21 @@ credentials of each exchange (:class:`gateway.proxy.BackendAuth`):
   credential cache of this process: no ``kinit``, no file another program
   or user could read.  They are acquired in a thread when the route starts
   (failing the start when the keytab cannot give a ticket), together with
-  the service ticket of each backend host of the route, and acquired again the same way,
-  into a new cache, once 80 % of their lifetime has passed (Hadoop's
-  ``UserGroupInformation`` renews at the same point); a failed renewal is
-  logged and tried again every :data:`RETRY_SECONDS` while the old ones last.
+  the service ticket of each backend host of the route, and acquired again
+  the same way, into a new cache, once 80 % of their lifetime has passed
+  (Hadoop's ``UserGroupInformation`` renews at the same point); a failed
+  renewal is logged and tried again every :data:`RETRY_SECONDS` while the
+  old ones last.
 * **Handshakes.** Each handshake gets a fresh SPNEGO context for
-  ``HTTP@<backend host>`` (what Hadoop's ``KerberosAuthenticator`` asks for),
-  mutual authentication requested, and sends its first token as
+  ``HTTP@<backend host>`` (the ``HTTP/<host>`` Hadoop's
+  ``KerberosAuthenticator`` asks for), mutual authentication requested and,
+  unlike Hadoop's client, no credential delegation (the gateway's ticket
+  stays with the gateway), and sends its first token as
   ``Authorization: Negotiate``.  With the service ticket in the cache this is
-  a local computation: 0.2 ms measured (MIT krb5 1.20, python-gssapi 1.9; the
-  first one, which fetches the ticket, 1.6 ms against a loopback KDC), so it
-  runs on the event loop; everything that talks to the KDC runs in a thread.
+  a local computation: 0.2 ms measured (MIT krb5 1.20.1, python-gssapi
+  1.12; the first one, which fetches the ticket, 1.6 ms against a loopback
+  KDC), so it runs on the event loop; everything that talks to the KDC runs
+  in a thread.
   When the answer carries the backend's reply token it must verify
   (HdfsCLI's ``OPTIONAL``), else the client gets a 502.
 * **The backend's cookie.** The ``hadoop.auth`` cookie a backend sets on
