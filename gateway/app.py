@@ -18,11 +18,12 @@ from yarl import URL
 from authplugins import AuthScheme, scheme_class
 from gateway.authfilter import IDENTITY, AuthFilter
 from gateway.config import EMBEDDED, Config
-from gateway.cookie import CookieCodec, KeyRing
+from gateway.cookie import CookieCodec, KeyRing, LiveKeys
 from gateway.dialects import DIALECTS, DataNodeRedirects
 from gateway.failover import Backend, BackendSet
 from gateway.forwarded import CLIENT, TrustedProxies
-from gateway.groups import group_source
+from gateway.groups import GroupSource, group_source
+from gateway.keys import KeysWatcher
 from gateway.identity import IdentitySigner
 from gateway.log import server_logger
 from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
@@ -34,7 +35,7 @@ from gateway.upstream import UpstreamClient
 if TYPE_CHECKING:
     from gateway.backendauth import KerberosBackendAuth
 
-__all__ = ("IN_FLIGHT", "ROUTE", "build_gateway_app")
+__all__ = ("IN_FLIGHT", "LIVE", "ROUTE", "LiveSettings", "build_gateway_app")
 
 _PROXIES = web.AppKey("proxies", dict[tuple[str, ...], UpstreamProxy | LocalBackend])  # by backend URLs
 _DATA_SESSION = web.AppKey("data_session", UpstreamClient)  # for data steps to data nodes
@@ -42,6 +43,72 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progr
 ROUTE = web.RequestKey("route", Route)  # the request's route, resolved before authentication
 _TARGET = web.RequestKey("target", str)  # the origin-form request target
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+KeyLoader = Callable[[Config], KeyRing]
+
+
+class _Access:
+    """Who may use which route and act for whom, as one configuration says; replaced whole."""
+
+    __slots__ = ("groups", "proxy_users", "routes")
+
+    def __init__(self, config: Config) -> None:
+        self.groups: GroupSource = group_source(config.groups.source, config.group_entries, config.groups.cache_seconds)
+        self.proxy_users = ProxyUsers(
+            (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), self.groups
+        )
+        self.routes = {rc.prefix: (frozenset(rc.users), frozenset(rc.groups)) for rc in config.routes}
+
+
+class LiveSettings:
+    """What a running gateway app changes without a restart (:mod:`gateway.reload` says which settings).
+
+    The access rules (route users and groups, proxy users, groups) and the
+    keys are each replaced whole by one assignment on the event loop, so a
+    request sees either the old or the new ones, never a mix.
+    """
+
+    __slots__ = ("_access", "_key_loader", "_watcher", "keys")
+
+    def __init__(self, config: Config, keys: LiveKeys, key_loader: KeyLoader | None) -> None:
+        self.keys = keys
+        self._access = _Access(config)
+        self._key_loader = key_loader
+        self._watcher = (
+            KeysWatcher(keys, lambda: key_loader(config), config.cookie.keys_file) if key_loader is not None else None
+        )
+
+    def refusal(self, real: str, effective: str, remote: str | None) -> str | None:
+        """The proxy-user rules in force (:meth:`~gateway.proxyusers.ProxyUsers.refusal`)."""
+        return self._access.proxy_users.refusal(real, effective, remote)
+
+    def route_refusal(self, route: Route, user: str) -> str | None:
+        """Why ``user`` may not use ``route`` under the rules in force, or ``None``."""
+        users, groups = self._access.routes[route.prefix]
+        if not users and not groups:
+            return None
+        allowed = Route(route.prefix, route.backend_urls, route.dialect, users, groups)
+        return allowed.refusal(user, self._access.groups.groups_of)
+
+    async def apply(self, config: Config) -> None:
+        """Put ``config``'s live settings in force and reread the keys.
+
+        ``config`` differs from the running one in live settings only
+        (:func:`gateway.reload.plan` makes it so).
+        """
+        # Host names in proxy-user rules resolve here: not on the event loop.
+        self._access = await asyncio.to_thread(_Access, config)
+        if self._watcher is not None and self._key_loader is not None:
+            loader = self._key_loader
+            self._watcher.retarget(lambda: loader(config), config.cookie.keys_file)
+            self._watcher.reload("SIGHUP")
+
+    async def watch_keys(self) -> None:
+        """Reread the keys whenever the keys file changes (polled each second), until cancelled."""
+        if self._watcher is not None:
+            await self._watcher.run()
+
+
+LIVE = web.AppKey("live", LiveSettings)  # what SIGHUP changes in this app
 
 
 def build_gateway_app(
@@ -51,6 +118,7 @@ def build_gateway_app(
     backend_url: str,
     identity_key: bytes | None,
     local_backend: Handler | None = None,
+    key_loader: KeyLoader | None = None,
 ) -> web.Application:
     """The gateway app for ``config``.
 
@@ -59,14 +127,19 @@ def build_gateway_app(
     own URL.  ``identity_key``, when given, signs the identity header for a
     backend that verifies it; ``local_backend``, the embedded backend's
     handler in this process, serves its routes without a second HTTP
-    exchange (:class:`~gateway.proxy.LocalBackend`).
+    exchange (:class:`~gateway.proxy.LocalBackend`).  ``keyring`` holds the
+    keys at start; with ``key_loader``, which reads a configuration's key
+    files, they are reread when the keys file changes and on
+    :meth:`LiveSettings.apply`.
     """
     schemes: list[AuthScheme] = [scheme_class(name).from_options(opts) for name, opts in config.scheme_options]
     signer = IdentitySigner(identity_key) if identity_key is not None else None
+    keys = LiveKeys(keyring)
+    live = LiveSettings(config, keys, key_loader)
     routes: list[Route] = []
     for rc in config.routes:
         urls = (backend_url,) if rc.backend == (EMBEDDED,) else rc.backend
-        datanodes = DataNodeRedirects(keyring.keys[0], rc.datanodes) if rc.datanodes else None
+        datanodes = DataNodeRedirects(lambda: keys.ring.secrets(), rc.datanodes) if rc.datanodes else None
         dialect = DIALECTS[rc.dialect](
             backend_url=urls,
             identity_header=config.backend.identity_header,
@@ -76,10 +149,6 @@ def build_gateway_app(
         )
         routes.append(Route(rc.prefix, urls, dialect, users=frozenset(rc.users), groups=frozenset(rc.groups)))
     router = Router(routes)
-    groups = group_source(config.groups.source, config.group_entries, config.groups.cache_seconds)
-    proxy_users = ProxyUsers(
-        (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), groups
-    )
     # The embedded backend may be served in this process, external ones never are.
     locals_ = {
         r.backend_urls: local_backend if rc.backend == (EMBEDDED,) else None for r, rc in zip(routes, config.routes)
@@ -97,12 +166,12 @@ def build_gateway_app(
 
     auth = AuthFilter(
         schemes=schemes,
-        codec=CookieCodec(keyring, schemes=[s.type_name for s in schemes]),
+        codec=CookieCodec(keys, schemes=[s.type_name for s in schemes]),
         cookie=config.cookie,
         error_response=route_error,
         force_secure=bool(config.server.tls_cert_file),
-        proxy_users=proxy_users,
-        authorize=lambda request, user: request[ROUTE].refusal(user, groups.groups_of),
+        proxy_users=live,
+        authorize=lambda request, user: live.route_refusal(request[ROUTE], user),
     )
 
     @web.middleware
@@ -239,7 +308,12 @@ def build_gateway_app(
             )
             sessions.append(data_session)
             app[_DATA_SESSION] = data_session
-            yield
+            watcher = asyncio.create_task(live.watch_keys(), name="keys watcher")
+            try:
+                yield
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
         finally:
             for authenticator in reversed(outbound):
                 await authenticator.stop()
@@ -254,6 +328,7 @@ def build_gateway_app(
     in_flight = InFlight()
     app = web.Application(middlewares=[route, auth.middleware], client_max_size=0)
     app[IN_FLIGHT] = in_flight
+    app[LIVE] = live
     app.on_response_prepare.append(auth.on_response_prepare)
     app.on_response_prepare.append(in_flight.on_response_prepare)
     app.cleanup_ctx.append(lifetime)

@@ -46,6 +46,14 @@ __all__ = ("AUTHENTICATED", "IDENTITY", "AuthFilter")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+class ImpersonationRules(Protocol):
+    """Decides a ``doas`` (:class:`~gateway.proxyusers.ProxyUsers`, or what stands for the rules in force)."""
+
+    def refusal(self, real: str, effective: str, remote: str | None) -> str | None:
+        """Why ``real`` may not act as ``effective`` from ``remote``; ``None`` when it may."""
+        ...
+
+
 class ErrorResponder(Protocol):
     """Renders an error the filter answers (400, 401 or 403) in the format ``request``'s route speaks."""
 
@@ -86,7 +94,7 @@ class AuthFilter:
         cookie: CookieConfig,
         error_response: ErrorResponder,
         force_secure: bool = False,
-        proxy_users: ProxyUsers | None = None,
+        proxy_users: ImpersonationRules | None = None,
         authorize: Callable[[web.Request, str], str | None] | None = None,
     ) -> None:
         if not schemes:
@@ -97,9 +105,12 @@ class AuthFilter:
         self._secure = cookie.secure or force_secure
         self._error_response = error_response
         # Without rules nobody may act for anyone else.
-        self._proxy_users = proxy_users if proxy_users is not None else ProxyUsers((), StaticGroups({}))
+        self._proxy_users: ImpersonationRules = (
+            proxy_users if proxy_users is not None else ProxyUsers((), StaticGroups({}))
+        )
         self._authorize = authorize
         self._cache: dict[str, SessionToken] = {}
+        self._cache_generation = codec.keys.generation
         attributes = f"; Path={cookie.path}"
         if cookie.domain:
             attributes += f"; Domain={cookie.domain}"
@@ -112,6 +123,10 @@ class AuthFilter:
         self._clear_header = f"{cookie.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{attributes}"
 
     def _from_cookie(self, value: str, now: float) -> SessionToken | None:
+        if self._cache_generation != self._codec.keys.generation:
+            # The keys changed: what a retired key verified must not stay accepted.
+            self._cache.clear()
+            self._cache_generation = self._codec.keys.generation
         token = self._cache.get(value)
         if token is None:
             token = self._codec.decode(value, now)

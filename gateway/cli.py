@@ -44,8 +44,11 @@ from gateway.config import (
     load_config,
     read_secret,
 )
+from gateway._keys_command import add_keys_parser, run_keys
 from gateway.cookie import KeyRing
+from gateway.keys import read_keys
 from gateway.log import ClientErrorFilter, access_logger, server_logger
+from gateway.reload import plan
 from gateway.serving import ConnectionLimit, InFlight
 from gateway.workers import BindError, Listener, bind, default_workers, supervise
 
@@ -86,26 +89,80 @@ def _ensure_key(path: Path, what: str) -> bytes:
     return read_secret(str(path))
 
 
+def _cookie_keys(config: Config) -> KeyRing:
+    """The cookie keys ``config`` names, read now (``OSError``, ``ValueError`` when they cannot be)."""
+    named = read_keys(config.cookie.keys_file) if config.cookie.keys_file else ()
+    if config.cookie.secret_files:
+        return KeyRing([read_secret(p) for p in config.cookie.secret_files], named=named)
+    if named:
+        return KeyRing(named=named)
+    # Only reachable in embedded mode: the config loader insists otherwise.
+    return KeyRing([_ensure_key(config.state_dir / "cookie.secret", "cookie signing key")])
+
+
 def _keys(config: Config) -> tuple[KeyRing, bytes | None]:
     try:
-        if config.cookie.secret_files:
-            keyring = KeyRing.from_files(config.cookie.secret_files)
-        else:  # only reachable in embedded mode: the config loader insists otherwise
-            keyring = KeyRing([_ensure_key(config.state_dir / "cookie.secret", "cookie signing key")])
+        keyring = _cookie_keys(config)
         identity_key: bytes | None = None
         if config.backend.identity_secret_file:
             identity_key = read_secret(config.backend.identity_secret_file)
         elif config.embedded_mode:
             identity_key = _ensure_key(config.state_dir / "identity.secret", "backend identity key")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise _StartError(f"cannot read or generate the keys ({exc})") from exc
     return keyring, identity_key
 
 
 def _describe_keys(config: Config) -> str:
+    if config.cookie.keys_file:
+        also = f", verifying with cookie.secret_files ({len(config.cookie.secret_files)} file(s))"
+        return f"cookie keys: {config.cookie.keys_file} (cookie.keys_file){also if config.cookie.secret_files else ''}"
     if config.cookie.secret_files:
         return f"cookie keys: cookie.secret_files ({len(config.cookie.secret_files)} file(s))"
     return f"cookie key: {config.state_dir.resolve() / 'cookie.secret'} (generated on the first start, mode 0600)"
+
+
+# -- reloading ---------------------------------------------------------------------
+
+
+class _Reloader:
+    """The configuration a process runs with, reloaded on SIGHUP (:mod:`gateway.reload` says what changes)."""
+
+    def __init__(self, load: Callable[[], Config], config: Config) -> None:
+        self._load = load
+        self.config = config
+
+    def reload(self, *, announce: bool) -> Config | None:
+        """Load the configuration again and put its live settings in force here (the log level).
+
+        Returns the configuration to run with, ``None`` when the new one is
+        invalid (the running one is kept).  With ``announce``, logs what
+        changed, what needs a restart, or the problems: once per gateway,
+        by the process that received the SIGHUP.
+        """
+        try:
+            new = self._load()
+        except ConfigError as exc:
+            if announce:
+                server_logger.error(
+                    "configuration not reloaded, the running one is kept; invalid configuration: %s",
+                    "; ".join(exc.problems),
+                )
+            return None
+        step = plan(self.config, new)
+        self.config = step.config
+        logging.getLogger().setLevel(step.config.log.level.upper())
+        if announce:
+            if step.restart:
+                server_logger.warning(
+                    "configuration reloaded, but these settings need a restart (their old values stay in force): %s",
+                    ", ".join(step.restart),
+                )
+            server_logger.info(
+                "configuration reloaded: %s; keys reread",
+                f"applied {', '.join(step.applied)}" if step.applied else "no live setting changed",
+            )
+        return step.config
 
 
 # -- serving -----------------------------------------------------------------------
@@ -160,14 +217,34 @@ def _runner(app: web.Application, shutdown_timeout: float = _AFTER_DRAIN, **kwar
     )
 
 
-async def _run_until_stopped(runners: Sequence[web.AppRunner], drain_timeout: float, in_flight: InFlight | None) -> None:
+async def _run_until_stopped(
+    runners: Sequence[web.AppRunner],
+    drain_timeout: float,
+    in_flight: InFlight | None,
+    on_reload: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: list[asyncio.Task[None]] = []
+    if on_reload is not None:
+        one_at_a_time = asyncio.Lock()
+
+        async def reload() -> None:
+            async with one_at_a_time:
+                await on_reload()
+
+        def hup() -> None:
+            reloads[:] = [t for t in reloads if not t.done()]
+            reloads.append(loop.create_task(reload()))
+
+        loop.add_signal_handler(signal.SIGHUP, hup)
     try:
         await stop.wait()
     finally:
+        for task in reloads:
+            task.cancel()
         started = loop.time()
         server_logger.info("shutting down: no new connections; requests in progress get %.0f s", drain_timeout)
         # Every listener at once, so nothing new starts anywhere.  (Not
@@ -264,8 +341,13 @@ def _run_workers(
     serve_one: Callable[[int, Callable[[], None]], Coroutine[Any, Any, None]],
     drain_timeout: float,
     announce: Callable[[], None],
+    on_reload: Callable[[], object] = lambda: None,
 ) -> int:
-    """Serve ``listeners`` with ``workers`` processes (this one alone when 1); the exit status."""
+    """Serve ``listeners`` with ``workers`` processes (this one alone when 1); the exit status.
+
+    With several, ``on_reload`` runs in the supervisor on SIGHUP, before the
+    workers are told.
+    """
     try:
         if workers == 1:
             return _run_loop(serve_one(0, announce))
@@ -275,6 +357,7 @@ def _run_workers(
             drain_timeout,
             on_ready=announce,
             on_stop=lambda: _close_all(listeners),
+            on_reload=on_reload,
         )
     finally:
         _close_all(listeners)
@@ -289,9 +372,9 @@ def _worker_count(config: Config) -> int:
     return config.server.workers or default_workers()
 
 
-def _serve(config: Config) -> int:
+def _serve(config: Config, reloader: _Reloader) -> int:
     """``authgateway serve``: bind, start the workers, serve until stopped; the exit status."""
-    keyring, identity_key = _keys(config)
+    _, identity_key = _keys(config)  # here, so that an unreadable key stops the start at once
     if config.embedded_mode and config.embedded.auth == "kerberos":
         raise _StartError(
             'embedded.auth = "kerberos" is for `authgateway embedded` run alone: the gateway serves its '
@@ -319,8 +402,12 @@ def _serve(config: Config) -> int:
     max_connections = -(-config.server.max_connections // workers)
 
     async def serve_one(index: int, ready: Callable[[], None]) -> None:
-        from gateway.app import IN_FLIGHT, build_gateway_app
+        from gateway.app import IN_FLIGHT, LIVE, build_gateway_app
 
+        # The configuration in force when this worker started (a reload may have changed live settings),
+        # and the keys as they are now.
+        config = reloader.config
+        keyring = _keys(config)[0]
         for listener in listeners:
             listener.keep_only(index)
         runners: list[web.AppRunner] = []
@@ -337,7 +424,8 @@ def _serve(config: Config) -> int:
                 started = await _start_embedded(config, identity_key, embedded.per_worker[index], runners)
                 local = started.app[LOCAL_HANDLER]
             app = build_gateway_app(
-                config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, local_backend=local
+                config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, local_backend=local,
+                key_loader=_cookie_keys,
             )
             ssl_context = None
             if config.server.tls_cert_file:
@@ -355,7 +443,14 @@ def _serve(config: Config) -> int:
                 await r.cleanup()
             raise
         ready()
-        await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT])
+
+        async def reload() -> None:
+            # Several workers: the supervisor has logged what the reload does; each worker applies it.
+            new = await asyncio.to_thread(reloader.reload, announce=workers == 1)
+            if new is not None:
+                await app[LIVE].apply(new)
+
+        await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT], reload)
 
     def announce() -> None:
         if embedded is not None:
@@ -368,11 +463,15 @@ def _serve(config: Config) -> int:
         )
         server_logger.info("routes: %s; %s", _describe_routes(config, route), _describe_keys(config))
         server_logger.info(
-            "Ctrl-C or SIGTERM stops it: requests in progress get %.0f s (server.shutdown_timeout)",
+            "Ctrl-C or SIGTERM stops it: requests in progress get %.0f s (server.shutdown_timeout); "
+            "SIGHUP reloads the configuration and the keys",
             config.server.shutdown_timeout,
         )
 
-    return _run_workers(workers, listeners, serve_one, config.server.shutdown_timeout, announce)
+    return _run_workers(
+        workers, listeners, serve_one, config.server.shutdown_timeout, announce,
+        on_reload=lambda: reloader.reload(announce=True),
+    )
 
 
 def _embedded(config: Config) -> int:
@@ -570,6 +669,7 @@ def _parser() -> argparse.ArgumentParser:
         description=_EMBEDDED_DESCRIPTION, epilog=_EMBEDDED_EPILOG, formatter_class=raw,
     )
     _add_config_flags(embedded, _EMBEDDED_FLAGS)
+    add_keys_parser(sub)
     return parser
 
 
@@ -641,6 +741,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("aiohttp.server").addFilter(ClientErrorFilter())
+    if args.command == "keys":
+        return run_keys(args)
+    # Until the gateway listens for it, a SIGHUP (a reload asked too early) must not end it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     config = _load(args, parser)
     logging.getLogger().setLevel(config.log.level.upper())
     if args.command == "check-config":
@@ -649,7 +753,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {line}")
         return 0
     try:
-        return _serve(config) if args.command == "serve" else _embedded(config)
+        if args.command == "serve":
+            return _serve(config, _Reloader(lambda: load_config(args.config, overrides=_overrides(args)), config))
+        return _embedded(config)
     except (_StartError, OSError) as exc:
         return _cannot_start(exc)
 

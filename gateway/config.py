@@ -46,6 +46,7 @@ __all__ = (
     "EmbeddedConfig",
     "ENV_PREFIX",
     "KEY_HINT",
+    "KEYS_HINT",
     "LOG_LEVELS",
     "LogConfig",
     "MIN_SECRET_BYTES",
@@ -61,6 +62,7 @@ ENV_PREFIX = "AUTHGATEWAY_"
 MIN_SECRET_BYTES = 32
 # How to make a key file, wherever one is asked for (conf/authgateway.toml says the same).
 KEY_HINT = "head -c 48 /dev/urandom | base64 > /etc/authgateway/cookie.key"
+KEYS_HINT = "authgateway keys new /etc/authgateway/keys.json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Other names of an override, kept because people type them.
 _ENV_ALIASES: Mapping[str, str] = {"AUTHGATEWAY_LOG_LEVEL": "log.level"}
@@ -122,8 +124,15 @@ class CookieConfig:
     secret_files: tuple[str, ...] = field(
         default=(),
         metadata=_help(
-            "files holding the signing keys, newest first: the first signs, all verify. "
-            "Empty only with the embedded backend, which keeps a generated key in its root"
+            "files holding the signing keys, newest first: the first signs (unless keys_file is set), all "
+            "verify. Empty only with keys_file or the embedded backend, which keeps a generated key in its root"
+        ),
+    )
+    keys_file: str = field(
+        default="",
+        metadata=_help(
+            "the keys file (mode 0600) several gateways share, made and rotated by 'authgateway keys'; "
+            "reread when it changes. Its keys sign; secret_files then only verify"
         ),
     )
 
@@ -843,6 +852,8 @@ def _check(config: Config, name: Names = str) -> list[str]:
         problems.append(f"{name('cookie.samesite')} = 'None': browsers require Secure; set cookie.secure or TLS")
     for i, secret in enumerate(cookie.secret_files):
         problems.extend(_secret_problem(f"{name('cookie.secret_files')}[{i}]", secret))
+    if cookie.keys_file:
+        problems.extend(_keys_file_problem(name("cookie.keys_file"), cookie.keys_file))
     if backend.identity_secret_file:
         problems.extend(_secret_problem(name("backend.identity_secret_file"), backend.identity_secret_file))
     if not _is_header_token(backend.identity_header):
@@ -874,10 +885,10 @@ def _check(config: Config, name: Names = str) -> list[str]:
         if why is not None:
             problems.append(f"{name('server.trusted_proxies')}: {why}")
     if not config.embedded_mode:
-        if not cookie.secret_files:
+        if not cookie.secret_files and not cookie.keys_file:
             problems.append(
-                f"{name('cookie.secret_files')} = []: required with an external backend "
-                f"(there is no silent random key; create one with: {KEY_HINT})"
+                f"{name('cookie.secret_files')} = [], {name('cookie.keys_file')} = '': one is required with an "
+                f"external backend (there is no silent random key; create one with: {KEYS_HINT})"
             )
     else:
         problems.extend(_embedded_problems(config, name, server_addresses))
@@ -979,6 +990,19 @@ def _secret_problem(key: str, path: str) -> list[str]:
         return [f"{key} = {path!r}: cannot read: {exc.strerror or exc}"]
     except ValueError as exc:
         return [f"{key} = {path!r}: {exc}"]
+    return []
+
+
+def _keys_file_problem(key: str, path: str) -> list[str]:
+    from gateway.keys import read_keys  # here: the keys module reads secrets through this one
+
+    try:
+        read_keys(path)
+    except OSError as exc:
+        return [f"{key} = {path!r}: cannot read: {exc.strerror or exc}"]
+    except ValueError as exc:
+        why = str(exc)  # it names the file, which the key's value already shows
+        return [f"{key} = {path!r}: {why[len(path):].lstrip(': ') if why.startswith(path) else why}"]
     return []
 
 

@@ -155,7 +155,7 @@ def _socket(family: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
-_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP}
 
 
 @dataclass
@@ -172,6 +172,7 @@ def supervise(
     drain_timeout: float,
     on_ready: Callable[[], None],
     on_stop: Callable[[], object],
+    on_reload: Callable[[], object] = lambda: None,
 ) -> int:
     """Run ``workers`` processes of ``run_worker(index, ready)`` until SIGTERM or SIGINT.
 
@@ -182,7 +183,8 @@ def supervise(
     this process once every worker is ready, ``on_stop`` when they are told
     to stop (it closes this process's copies of the listening sockets, so
     that new connections are refused rather than queued for nobody).  Later,
-    a worker that dies is replaced.  Returns 0 after a clean stop.
+    a worker that dies is replaced, and SIGHUP runs ``on_reload`` here, then
+    goes to every worker.  Returns 0 after a clean stop.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     procs: dict[int, _Worker] = {}
@@ -193,7 +195,7 @@ def supervise(
         status = _await_ready(procs)
         if status is None:
             on_ready()
-            status = _watch(procs, run_worker)
+            status = _watch(procs, run_worker, on_reload)
         on_stop()
         _stop(procs, drain_timeout)
         return status
@@ -208,6 +210,8 @@ def _spawn(index: int, run_worker: Callable[[int, Callable[[], None]], int]) -> 
         status = 1
         try:
             os.close(read_fd)
+            # Until its loop handles SIGHUP (a reload), the signal must not end it.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             _name_in_logs(index)
 
@@ -265,10 +269,21 @@ def _reap_one() -> tuple[int, int]:
         return 0, 0
 
 
-def _watch(procs: dict[int, _Worker], run_worker: Callable[[int, Callable[[], None]], int]) -> int:
-    """Replace workers that die, until SIGTERM or SIGINT: then 0."""
+def _watch(
+    procs: dict[int, _Worker], run_worker: Callable[[int, Callable[[], None]], int], on_reload: Callable[[], object]
+) -> int:
+    """Replace workers that die and pass SIGHUP on, until SIGTERM or SIGINT: then 0."""
     while True:
         info = signal.sigwaitinfo(_SIGNALS)
+        if info.si_signo == signal.SIGHUP:
+            # Here first, so a worker started from now on gets the new configuration.
+            try:
+                on_reload()
+            except Exception:  # a reload must never stop the gateway
+                server_logger.exception("reloading the configuration failed")
+            for pid in procs:
+                _signal(pid, signal.SIGHUP)
+            continue
         if info.si_signo != signal.SIGCHLD:
             return 0
         while True:

@@ -15,7 +15,7 @@ import fnmatch
 import hashlib
 import hmac
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from authplugins.query import encode_param, iter_params, rewrite_query
 
@@ -28,30 +28,43 @@ SIGNED_PARAMS = frozenset({_NODE, _EXPIRES, _SIG})
 class DataNodeRedirects:
     """Signs and verifies data-node targets for one route."""
 
-    __slots__ = ("_key", "_max_age", "_patterns")
+    __slots__ = ("_derived", "_keys", "_max_age", "_patterns")
 
-    def __init__(self, key: bytes, patterns: Sequence[str], *, max_age: int = 300) -> None:
+    def __init__(
+        self, keys: bytes | Callable[[], Sequence[bytes]], patterns: Sequence[str], *, max_age: int = 300
+    ) -> None:
+        """``keys``: one key, or what returns the keys in force, the one that signs first (they may rotate)."""
         if not patterns:
             raise ValueError("at least one data-node pattern is required")
-        # A key of its own, so a redirect signature is never also something else's.
-        self._key = hmac.new(key, b"authgateway datanode redirect", hashlib.sha256).digest()
+        self._keys: Callable[[], Sequence[bytes]] = (lambda: (keys,)) if isinstance(keys, bytes) else keys
+        self._derived: tuple[Sequence[bytes], tuple[bytes, ...]] = ((), ())
         self._patterns = tuple(p.lower() for p in patterns)
         self._max_age = max_age
+
+    def _macs(self) -> tuple[bytes, ...]:
+        """The redirect keys of the keys in force, the signing one first."""
+        keys = self._keys()
+        if keys != self._derived[0]:
+            # A key of its own per key, so a redirect signature is never also something else's.
+            derived = tuple(hmac.new(k, b"authgateway datanode redirect", hashlib.sha256).digest() for k in keys)
+            self._derived = (keys, derived)
+        return self._derived[1]
 
     def allowed(self, node: str) -> bool:
         """Whether ``node`` (``host:port``) matches a data-node pattern."""
         return any(fnmatch.fnmatchcase(node.lower(), p) for p in self._patterns)
 
-    def _mac(self, user: str, scheme_node: str, expires: str, target: str) -> str:
+    @staticmethod
+    def _mac(key: bytes, user: str, scheme_node: str, expires: str, target: str) -> str:
         msg = "\n".join((user, scheme_node, expires, target)).encode("utf-8", "surrogateescape")
-        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+        return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
     def sign(self, user: str, scheme_node: str, target: str, now: float | None = None) -> str:
         """``target`` (the data node's raw path and query) with the signed parameters added."""
         expires = str(int(time.time() if now is None else now) + self._max_age)
         extra = "&".join(
             encode_param(n, v)
-            for n, v in ((_NODE, scheme_node), (_EXPIRES, expires), (_SIG, self._mac(user, scheme_node, expires, target)))
+            for n, v in ((_NODE, scheme_node), (_EXPIRES, expires), (_SIG, self._mac(self._macs()[0], user, scheme_node, expires, target)))
         )
         return f"{target}{'&' if '?' in target else '?'}{extra}"
 
@@ -74,7 +87,9 @@ class DataNodeRedirects:
         target = f"{path}?{rest}" if rest else path
         if not expires.isascii() or not expires.isdigit() or int(expires) < (time.time() if now is None else now):
             return None
-        if not sig.isascii() or not hmac.compare_digest(sig, self._mac(user, node, expires, target)):
+        if not sig.isascii() or not any(
+            hmac.compare_digest(sig, self._mac(key, user, node, expires, target)) for key in self._macs()
+        ):
             return None
         scheme, sep, host_port = node.partition("://")
         if not sep or scheme not in ("http", "https") or not self.allowed(host_port):
