@@ -99,10 +99,9 @@ class KeyRing:
                 return key
         return None
 
-    def secrets(self) -> tuple[bytes, ...]:
-        """Every secret, the one that signs now first (for other signatures that follow the ring)."""
-        now = time.time()
-        signing = self.signing_key(now)
+    def secrets(self, now: float | None = None) -> tuple[bytes, ...]:
+        """Every secret, the one that signs at ``now`` first (for other signatures that follow the ring)."""
+        signing = self.signing_key(time.time() if now is None else now)
         first = [signing.secret] if signing is not None else list(self.keys[:1])
         rest = [k.secret for k in self.named if k is not signing] + list(self.keys)
         return tuple(dict.fromkeys(first + rest))

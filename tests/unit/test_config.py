@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from authplugins.simple import SimpleOptions
-from gateway.config import KEY_HINT, ConfigError, Override, load_config
+from gateway.config import KEY_HINT, KEYS_HINT, ConfigError, Override, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,7 +123,7 @@ a = 1
     ("text", "problem"),
     [
         ("[server\nport=1", "not valid TOML"),
-        ('[backend]\nurl = "http://h:1"\n', "cookie.secret_files = []: required with an external backend"),
+        ('[backend]\nurl = "http://h:1"\n', "cookie.secret_files = [], cookie.keys_file = '': one is required"),
         ('[cookie]\nsamesite = "None"\n', "cookie.samesite = 'None': browsers require Secure"),
         ('[embedded]\nlisten = "nowhere"\n', "embedded.listen = 'nowhere': must be host:port or unix:/path"),
         ('[embedded]\numask = "999"\n', "embedded.umask = '999': must be an octal number"),
@@ -369,11 +369,12 @@ def test_the_example_configuration_is_valid_and_holds_the_defaults() -> None:
 
 def test_the_key_hint_is_the_same_in_the_message_and_the_example_configuration(tmp_path: Path) -> None:
     assert KEY_HINT in (REPO / "conf" / "authgateway.toml").read_text()
+    assert KEYS_HINT in (REPO / "conf" / "authgateway.toml").read_text()
     with pytest.raises(ConfigError) as info:
         load_config(None, env={"AUTHGATEWAY_BACKEND__URL": "http://127.0.0.1:9999"})
     assert info.value.problems == [
-        f"cookie.secret_files = []: required with an external backend (there is no silent random key; "
-        f"create one with: {KEY_HINT})"
+        "cookie.secret_files = [], cookie.keys_file = '': one is required with an external backend "
+        f"(there is no silent random key; create one with: {KEYS_HINT})"
     ]
 
 
@@ -676,4 +677,24 @@ forwarded_headers = "x-real-ip"
         "server.trusted_proxies: 'lb.example.com' is neither an IP address nor a CIDR range (names are not accepted)",
         "server.trusted_proxies: '*' is neither an IP address nor a CIDR range (names are not accepted)",
         "server.trusted_proxies: '10.0.0.0/40' is neither an IP address nor a CIDR range (names are not accepted)",
+    ]
+
+
+def test_a_keys_file_serves_an_external_backend_and_is_checked(tmp_path: Path) -> None:
+    from gateway.keys import create_keys_file
+
+    keys = tmp_path / "keys.json"
+    create_keys_file(keys, 1_800_000_000)
+    external = '[backend]\nurl = "http://127.0.0.1:9999"\n[cookie]\n'
+    config = load_config(write(tmp_path, external + f'keys_file = "{keys}"\n'), env={})
+    assert config.cookie.keys_file == str(keys)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, external + f'keys_file = "{tmp_path}/none.json"\n'), env={})
+    assert info.value.problems == [f"cookie.keys_file = '{tmp_path}/none.json': cannot read: No such file or directory"]
+    keys.chmod(0o644)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, external + f'keys_file = "{keys}"\n'), env={})
+    assert info.value.problems == [
+        f"cookie.keys_file = '{keys}': is open to group or other users (mode 0644); it holds signing keys: "
+        f"chmod 600 {keys}"
     ]
