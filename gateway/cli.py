@@ -44,6 +44,7 @@ from gateway.config import (
     load_config,
     read_secret,
 )
+from gateway import _sdnotify
 from gateway._keys_command import add_keys_parser, run_keys
 from gateway.cookie import KeyRing
 from gateway.keys import read_keys
@@ -151,8 +152,7 @@ class _Reloader:
             return None
         step = plan(self.config, new)
         self.config = step.config
-        logging.getLogger().setLevel(step.config.log.level.upper())
-        if announce:
+        if announce:  # under the old log level: a reload is always told
             if step.restart:
                 server_logger.warning(
                     "configuration reloaded, but these settings need a restart (their old values stay in force): %s",
@@ -162,6 +162,7 @@ class _Reloader:
                 "configuration reloaded: %s; keys reread",
                 f"applied {', '.join(step.applied)}" if step.applied else "no live setting changed",
             )
+        logging.getLogger().setLevel(step.config.log.level.upper())
         return step.config
 
 
@@ -243,6 +244,7 @@ async def _run_until_stopped(
     try:
         await stop.wait()
     finally:
+        _sdnotify.notify("STOPPING=1")
         for task in reloads:
             task.cancel()
         started = loop.time()
@@ -348,17 +350,23 @@ def _run_workers(
     With several, ``on_reload`` runs in the supervisor on SIGHUP, before the
     workers are told.
     """
+    def run_worker(index: int, ready: Callable[[], None]) -> int:
+        _sdnotify.forget()  # the supervisor speaks to systemd
+        return _run_loop(serve_one(index, ready))
+
+    def stop() -> None:
+        _sdnotify.notify("STOPPING=1")
+        _close_all(listeners)
+
+    def reload() -> None:
+        _sdnotify.reloading()
+        on_reload()
+        _sdnotify.notify("READY=1")
+
     try:
         if workers == 1:
             return _run_loop(serve_one(0, announce))
-        return supervise(
-            workers,
-            lambda index, ready: _run_loop(serve_one(index, ready)),
-            drain_timeout,
-            on_ready=announce,
-            on_stop=lambda: _close_all(listeners),
-            on_reload=on_reload,
-        )
+        return supervise(workers, run_worker, drain_timeout, on_ready=announce, on_stop=stop, on_reload=reload)
     finally:
         _close_all(listeners)
 
@@ -445,10 +453,13 @@ def _serve(config: Config, reloader: _Reloader) -> int:
         ready()
 
         async def reload() -> None:
-            # Several workers: the supervisor has logged what the reload does; each worker applies it.
+            # Several workers: the supervisor has logged what the reload does (and told systemd); each
+            # worker applies it.
+            _sdnotify.reloading()
             new = await asyncio.to_thread(reloader.reload, announce=workers == 1)
             if new is not None:
                 await app[LIVE].apply(new)
+            _sdnotify.notify("READY=1")
 
         await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT], reload)
 
@@ -467,6 +478,7 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             "SIGHUP reloads the configuration and the keys",
             config.server.shutdown_timeout,
         )
+        _sdnotify.notify("READY=1", f"STATUS=listening on {gateway.address}")
 
     return _run_workers(
         workers, listeners, serve_one, config.server.shutdown_timeout, announce,
@@ -507,6 +519,7 @@ def _embedded(config: Config) -> int:
 
     def announce() -> None:
         server_logger.info("%s", _embedded_line(config, listener.address, root))
+        _sdnotify.notify("READY=1", f"STATUS=listening on {listener.address}")
 
     return _run_workers(workers, [listener], serve_one, config.server.shutdown_timeout, announce)
 
