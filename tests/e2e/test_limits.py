@@ -183,3 +183,36 @@ async def test_sigterm_lets_requests_finish_and_exits_when_they_have(gateway: St
     assert (gw.root / "user" / "bob" / "late").read_bytes() == b"a" * 2**20 + b"b" * 2**20
     assert elapsed < 5, f"exited {elapsed:.1f} s after the last request, not when it ended"
     writer.close()
+
+
+@pytest.mark.timeout(60)
+async def test_sigterm_lets_a_download_in_flight_finish(gateway: Start) -> None:
+    gw = gateway(server={"shutdown_timeout": 30.0})
+    content = bytes(range(256)) * (16 * 2**12)  # 16 MiB
+    reader, writer = await open_upload(gw.port, "/user/bob/film", "bob", len(content), content)
+    head, _ = await read_answer(reader, timeout=60)
+    assert head.startswith(b"HTTP/1.1 201 ")
+    writer.close()
+    down_reader, down_writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    down_writer.write(b"GET /user/bob/film?op=open&user.name=bob HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    head = await asyncio.wait_for(down_reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert f"Content-Length: {len(content)}".encode() in head
+    body = await asyncio.wait_for(down_reader.readexactly(2**20), 10)
+
+    gw.proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    assert await _refused(gw.port), "new connections must be refused at once"
+    await asyncio.sleep(1.0)
+    # Still sending: 15 MiB are more than the socket buffers between us hold.
+    assert gw.proc.poll() is None
+    while len(body) < len(content):  # the client reads on, slowly, during the drain
+        body += await asyncio.wait_for(down_reader.read(2**20), 10)
+        await asyncio.sleep(0.01)
+    assert body == content
+    assert await asyncio.wait_for(down_reader.read(), 10) == b""  # and then the connection is closed
+    elapsed = await _wait_exit(gw, timeout=10)
+    assert gw.proc.returncode == 0
+    assert "every request in progress finished" in gw.log()
+    assert elapsed < 5, f"exited {elapsed:.1f} s after the download, not when it ended"
+    down_writer.close()
