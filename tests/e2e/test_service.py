@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -22,7 +25,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import GatewayProcess, to_toml
+from gateway.config import ServerConfig
+from tests.conftest import REPO, GatewayProcess, to_toml
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -174,3 +178,18 @@ def test_systemd_hears_ready_reloading_and_stopping(
     notify_socket.settimeout(0.5)
     with pytest.raises(TimeoutError):  # nothing from the workers
         notify_socket.recv(4096)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_systemd_unit_example_is_valid(tmp_path: Path) -> None:
+    unit = (REPO / "conf" / "authgateway.service").read_text()
+    assert "\nType=notify\n" in unit and "\nExecReload=/bin/kill -HUP $MAINPID\n" in unit
+    stop = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M).group(1))  # type: ignore[union-attr]
+    assert stop > ServerConfig().shutdown_timeout + 5
+    # As installed: ExecStart names this tree's authgateway.
+    here = Path(sys.executable).parent / "authgateway"
+    (tmp_path / "authgateway.service").write_text(unit.replace("/opt/authgateway/bin/authgateway", str(here)))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "authgateway.service")], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, "")
