@@ -71,8 +71,24 @@ def test_serve_help_says_which_ports_open_and_how_to_stop() -> None:
 def test_top_level_help_lists_the_commands() -> None:
     text = authgateway("--help").stdout
     assert text.startswith("usage: authgateway [-h] [--version] COMMAND ...\n")
-    for command in ("serve", "check-config", "embedded"):
+    for command in ("serve", "check-config", "embedded", "keys"):
         assert re.search(rf"^    {command}\b", text, re.M), command
+
+
+def test_keys_help_says_what_each_action_does() -> None:
+    done = authgateway("keys", "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: authgateway keys [-h] [-c CONFIG] [--delay SECONDS]")
+    for line in ("  new FILE      create FILE (mode 0600) with one key, which signs at once",
+                 "  rotate        add a key: it verifies at once and signs after --delay",
+                 "  retire        drop the keys no valid cookie can be signed with any more"):
+        assert line in done.stdout
+    assert "authgateway keys rotate --config /etc/authgateway/authgateway.toml" in done.stdout
+
+
+def test_keys_without_a_file_is_a_usage_error() -> None:
+    done = authgateway("keys", "list")
+    assert (done.returncode, done.stderr) == (2, "authgateway keys: give the keys file, or --config with cookie.keys_file set\n")
 
 
 def test_version_comes_from_the_package() -> None:
@@ -90,6 +106,32 @@ def test_version_falls_back_to_pyproject_without_installed_metadata(monkeypatch:
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
     assert cli._version() == VERSION
+
+
+def test_version_from_a_source_tree_without_installed_metadata(tmp_path: Path) -> None:
+    """A copy of the tree, run with this Python's dependencies but without authgateway's installed metadata."""
+    import site
+
+    source, packages = tmp_path / "src", tmp_path / "site"
+    source.mkdir()
+    packages.mkdir()
+    for name in ("gateway", "authplugins"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", source)
+    for entry in Path(site.getsitepackages()[0]).iterdir():
+        if "authgateway" not in entry.name:  # its dist-info and the editable install's finder
+            (packages / entry.name).symlink_to(entry)
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "gateway", "--version"], cwd=source, capture_output=True, text=True, timeout=30,
+        env={"PYTHONPATH": f"{source}:{packages}", "PATH": os.environ["PATH"]},
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"authgateway {VERSION}\n", "")
+    probe = subprocess.run(
+        [sys.executable, "-S", "-c", "import importlib.metadata as m, gateway; print(gateway.__file__); "
+         "print([d.name for d in m.distributions() if d.name == 'authgateway'])"],
+        cwd=source, capture_output=True, text=True, timeout=30, env={"PYTHONPATH": f"{source}:{packages}"},
+    )
+    assert probe.stdout == f"{source / 'gateway' / '__init__.py'}\n[]\n", probe.stderr
 
 
 def test_no_command_is_a_usage_error() -> None:
@@ -267,7 +309,8 @@ def test_start_up_lines_say_what_listens_where_and_how_to_stop(tmp_path: Path) -
         f"/api/v1/ -> the embedded backend on {backend}, alluxio dialect; "
         f"/ -> the embedded backend on {backend}, hoop dialect; "
         f"cookie key: {root}/.authgateway/cookie.secret (generated on the first start, mode 0600)",
-        "INFO gateway.server: Ctrl-C or SIGTERM stops it: requests in progress get 30 s (server.shutdown_timeout)",
+        "INFO gateway.server: Ctrl-C or SIGTERM stops it: requests in progress get 30 s (server.shutdown_timeout); "
+        "SIGHUP reloads the configuration and the keys",
         "INFO gateway.server: shutting down: no new connections; requests in progress get 30 s",
         "INFO gateway.server: every request in progress finished",
         "INFO gateway.server: stopped after ",
