@@ -8,7 +8,8 @@ a 401 challenge included, comes in the format of the route's dialect.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import HttpVersion11, hdrs, web
@@ -51,12 +52,16 @@ class _Access:
 
     __slots__ = ("groups", "proxy_users", "routes")
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, routes: Sequence[Route]) -> None:
+        """``routes``: the routes served, given the users and groups ``config`` names for them."""
         self.groups: GroupSource = group_source(config.groups.source, config.group_entries, config.groups.cache_seconds)
         self.proxy_users = ProxyUsers(
             (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), self.groups
         )
-        self.routes = {rc.prefix: (frozenset(rc.users), frozenset(rc.groups)) for rc in config.routes}
+        access = {rc.prefix: (frozenset(rc.users), frozenset(rc.groups)) for rc in config.routes}
+        self.routes = {
+            r.prefix: dataclasses.replace(r, users=access[r.prefix][0], groups=access[r.prefix][1]) for r in routes
+        }
 
 
 class LiveSettings:
@@ -67,11 +72,12 @@ class LiveSettings:
     request sees either the old or the new ones, never a mix.
     """
 
-    __slots__ = ("_access", "_key_loader", "_watcher", "keys")
+    __slots__ = ("_access", "_key_loader", "_routes", "_watcher", "keys")
 
-    def __init__(self, config: Config, keys: LiveKeys, key_loader: KeyLoader | None) -> None:
+    def __init__(self, config: Config, routes: Sequence[Route], keys: LiveKeys, key_loader: KeyLoader | None) -> None:
         self.keys = keys
-        self._access = _Access(config)
+        self._routes = tuple(routes)
+        self._access = _Access(config, self._routes)
         self._key_loader = key_loader
         self._watcher = (
             KeysWatcher(keys, lambda: key_loader(config), config.cookie.keys_file) if key_loader is not None else None
@@ -83,11 +89,8 @@ class LiveSettings:
 
     def route_refusal(self, route: Route, user: str) -> str | None:
         """Why ``user`` may not use ``route`` under the rules in force, or ``None``."""
-        users, groups = self._access.routes[route.prefix]
-        if not users and not groups:
-            return None
-        allowed = Route(route.prefix, route.backend_urls, route.dialect, users, groups)
-        return allowed.refusal(user, self._access.groups.groups_of)
+        access = self._access
+        return access.routes[route.prefix].refusal(user, access.groups.groups_of)
 
     async def apply(self, config: Config) -> None:
         """Put ``config``'s live settings in force and reread the keys.
@@ -96,7 +99,7 @@ class LiveSettings:
         (:func:`gateway.reload.plan` makes it so).
         """
         # Host names in proxy-user rules resolve here: not on the event loop.
-        self._access = await asyncio.to_thread(_Access, config)
+        self._access = await asyncio.to_thread(_Access, config, self._routes)
         if self._watcher is not None and self._key_loader is not None:
             loader = self._key_loader
             self._watcher.retarget(lambda: loader(config), config.cookie.keys_file)
@@ -135,7 +138,6 @@ def build_gateway_app(
     schemes: list[AuthScheme] = [scheme_class(name).from_options(opts) for name, opts in config.scheme_options]
     signer = IdentitySigner(identity_key) if identity_key is not None else None
     keys = LiveKeys(keyring)
-    live = LiveSettings(config, keys, key_loader)
     routes: list[Route] = []
     for rc in config.routes:
         urls = (backend_url,) if rc.backend == (EMBEDDED,) else rc.backend
@@ -149,6 +151,7 @@ def build_gateway_app(
         )
         routes.append(Route(rc.prefix, urls, dialect, users=frozenset(rc.users), groups=frozenset(rc.groups)))
     router = Router(routes)
+    live = LiveSettings(config, routes, keys, key_loader)
     # The embedded backend may be served in this process, external ones never are.
     locals_ = {
         r.backend_urls: local_backend if rc.backend == (EMBEDDED,) else None for r, rc in zip(routes, config.routes)

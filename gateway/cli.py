@@ -577,8 +577,9 @@ ports (with the defaults, both on loopback only):
                    signed (embedded.listen; can be a unix:/path socket instead)
 It runs one worker process per CPU core (--workers), all serving these
 ports; each worker runs the gateway and the embedded backend. Without
-cookie.secret_files, the embedded mode generates its keys once into
-ROOT/.authgateway/ (mode 0600) and keeps them across restarts."""
+cookie.keys_file or cookie.secret_files, the embedded mode generates its
+keys once into ROOT/.authgateway/ (mode 0600) and keeps them across
+restarts."""
 
 _STOPPING = f"""\
 Stopping: Ctrl-C or SIGTERM. The gateway stops listening at once, gives
@@ -587,10 +588,16 @@ cuts the rest (503 when nothing of the answer has been sent yet). Exit
 status: 0 after a stop, 1 when it cannot start (a port in use...), 2 for
 a configuration or usage problem."""
 
+_RELOADING = """Reloading: SIGHUP rereads the configuration and the keys. The log level,
+the keys, [groups], [[proxy_users]] and the users and groups of routes
+change at once; other changes are logged as needing a restart."""
+
 _SERVE_EPILOG = f"""\
 {_PRECEDENCE}
 
 {_STOPPING}
+
+{_RELOADING}
 
 examples:
   authgateway serve

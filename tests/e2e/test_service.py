@@ -67,13 +67,14 @@ async def keep_alive_status(reader: asyncio.StreamReader, writer: asyncio.Stream
 
 
 async def test_sighup_applies_live_settings_names_the_rest_and_keeps_connections(gateway: Start) -> None:
-    gw = gateway(server={"workers": 2})
+    gw = gateway(server={"workers": 2}, routes=[{"prefix": "/", "backend": "embedded", "dialect": "hoop"}])
     assert {doas(gw, n) for n in range(6)} == {403}
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
     assert await keep_alive_status(reader, writer) == b"HTTP/1.1 200 OK"
 
     def change(settings: dict[str, Any]) -> None:
         settings["proxy_users"] = [{"user": "alice", "users": ["bob"], "hosts": ["127.0.0.1"]}]
+        settings["routes"][0]["users"] = ["alice", "bob"]
         settings["server"]["max_connections"] = 10  # needs a restart
         settings["cookie"] = {"name": "other"}  # needs a restart
 
@@ -85,14 +86,17 @@ async def test_sighup_applies_live_settings_names_the_rest_and_keeps_connections
         "(their old values stay in force): server.max_connections, cookie.name"
     )
     (applied,) = wait_for_log(gw, "configuration reloaded: ")
-    assert applied.endswith("INFO gateway.server: configuration reloaded: applied proxy_users; keys reread")
+    assert applied.endswith(
+        "INFO gateway.server: configuration reloaded: applied routes[0].users, proxy_users; keys reread"
+    )
     assert wait_for_log(gw, r"keys reloaded \(SIGHUP\)", count=2)[0].split()[4] == "worker"  # every worker applied it
 
     # Every worker lets alice act for bob now; the connection opened before goes on.
     assert [doas(gw, n) for n in range(20)] == [200] * 20
     assert await keep_alive_status(reader, writer) == b"HTTP/1.1 200 OK"
-    # The cookie keeps its old name.
+    # Only alice and bob may use the route now; the cookie keeps its old name.
     r = requests.get(f"{gw.url}/", params={"op": "status", "user.name": "carol"}, timeout=10)
+    assert (r.status_code, r.json()["message"]) == (403, "User carol may not use /")
     assert "hadoop.auth" in r.cookies
 
     # A quieter log level: the access log (INFO) stops in every worker.
