@@ -274,7 +274,7 @@ def retire_keys(
     return dropped
 
 
-def describe(ring: KeyRing, now: float) -> str:
+def _describe(ring: KeyRing, now: float) -> str:
     """The ids in ``ring`` and which signs, for a log line (never a secret)."""
     signing = ring.signing_key(now)
     parts = [f"{k.id} ({'signing' if k is signing else 'pending' if k.signs_from > now else 'verifying'})"
@@ -315,7 +315,7 @@ class KeysWatcher:
         finally:
             self._seen = seen  # a bad version is reported once, not every second
         self._live.replace(ring)
-        server_logger.info("keys reloaded (%s): %s", why, describe(ring, time.time()))
+        server_logger.info("keys reloaded (%s): %s", why, _describe(ring, time.time()))
         return True
 
     async def run(self) -> None:
