@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -293,6 +294,11 @@ def test_start_up_lines_say_what_listens_where_and_how_to_stop(tmp_path: Path) -
     gw = start_gateway(tmp_path)
     try:
         assert curl(f"{gw.url}/?op=homedir&user.name=alice").status == 200
+        # One worker may answer before the others are ready; the start-up lines come once all are.
+        deadline = time.monotonic() + 20
+        while "SIGHUP reloads the configuration" not in gw.log():
+            assert time.monotonic() < deadline, gw.log()
+            time.sleep(0.05)
     finally:
         gw.proc.send_signal(signal.SIGINT)
         gw.proc.wait(timeout=20)
