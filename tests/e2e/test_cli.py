@@ -390,6 +390,11 @@ def test_embedded_alone_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
     try:
         wait_for_port(port, proc)
         assert curl(f"http://127.0.0.1:{port}/?op=homedir").status == 401  # unsigned
+        # One worker may answer before the others are ready; the start-up line comes once all are.
+        deadline = time.monotonic() + 20
+        while "embedded backend listening on" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
