@@ -8,9 +8,10 @@ Live, applied by every worker at once:
 * who may do what: ``[groups]``, ``[[proxy_users]]``, and the ``users`` and
   ``groups`` of ``[[routes]]`` when nothing else about the routes changed.
 
-Everything else needs a restart: the listeners and TLS (bound before the
-workers start), the schemes (a keytab is opened once), the backends, routes
-and dialects (connection pools and rewriters are built once), the embedded
+Everything else needs a restart: the listeners, TLS and trusted proxies
+(bound or compiled before the workers start), the schemes (a keytab is
+opened once), the backends, failover, routes and dialects (connection pools,
+breakers and rewriters are built once), the embedded
 backend and the cookie's name and attributes (clients hold cookies under
 them).  A reload that changes such a setting keeps running with the old
 value and names every such key in one log line; a configuration that does
