@@ -88,3 +88,18 @@ def test_the_cache_is_bounded() -> None:
         token = SessionToken(f"u{i}", f"u{i}", "simple", NOW, NOW + 60)
         assert filt._from_cookie(codec.encode(token), NOW) == token
         assert len(filt._cache) <= authfilter._CACHE_SIZE
+
+
+def test_the_cache_forgets_what_a_retired_key_verified() -> None:
+    from gateway.cookie import Key, LiveKeys
+
+    old, new = Key("0000000a", b"a" * 32, NOW, NOW), Key("0000000b", b"b" * 32, NOW, NOW)
+    live = LiveKeys(KeyRing(named=[old, new]))
+    codec = CookieCodec(live, schemes=("simple",))
+    filt = AuthFilter(
+        schemes=[SimpleScheme.from_options(SimpleOptions())], codec=codec, cookie=CookieConfig(), error_response=_error
+    )
+    signed_by_old = CookieCodec(KeyRing(named=[old]), schemes=("simple",)).encode(TOKEN, now=NOW)
+    assert filt._from_cookie(signed_by_old, NOW) == TOKEN
+    live.replace(KeyRing(named=[new]))  # the old key retired
+    assert filt._from_cookie(signed_by_old, NOW) is None
