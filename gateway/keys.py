@@ -319,8 +319,20 @@ class KeysWatcher:
         return True
 
     async def run(self) -> None:
-        """Poll the keys file every ``interval`` seconds until cancelled."""
+        """Poll the keys file every ``interval`` seconds until cancelled; say when another key starts signing."""
+        signing = self._signing_id()
         while True:
             await asyncio.sleep(self._interval)
-            if self._path and file_signature(self._path) != self._seen:
-                self.reload(f"{self._path} changed")
+            try:
+                if self._path and file_signature(self._path) != self._seen:
+                    self.reload(f"{self._path} changed")
+            except Exception:  # the watcher must outlive any one bad reload
+                server_logger.exception("rereading the keys failed; the keys in force are kept")
+            now_signing = self._signing_id()
+            if now_signing is not None and now_signing != signing:
+                server_logger.info("key %s signs new cookies from now on", now_signing)
+            signing = now_signing
+
+    def _signing_id(self) -> str | None:
+        key = self._live.ring.signing_key(time.time())
+        return None if key is None else key.id

@@ -147,6 +147,8 @@ def test_a_rotation_and_a_retire_under_load_across_three_gateways(gateway: Start
             wait_for("the rotation to be read", lambda: gw.log().count(f"changed): {second.id} (") >= 2)
         # The old key stops signing at second.signs_from; its last cookies run out VALIDITY later.
         wait_for("the new key to sign", lambda: second.id in load.issued, timeout=DELAY + 10)
+        for gw in gateways:  # each worker says when it switched
+            wait_for("the switch", lambda: gw.log().count(f"key {second.id} signs new cookies from now on") == 2)
         time.sleep(max(0.0, second.signs_from + VALIDITY + 0.5 - time.time()))
         listing = keys_command("list", "--config", str(config))
         assert f"{first.id}  " in listing and "retirable" in listing, listing
