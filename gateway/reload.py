@@ -49,20 +49,27 @@ def _fields(prefix: str, old: Any, new: Any) -> list[str]:
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:
-    """Every key whose value differs between ``old`` and ``new``, as a dotted path."""
+    """Every key whose value differs between ``old`` and ``new``, as a dotted path.
+
+    Every field of :class:`~gateway.config.Config` is compared, so a section
+    added later is reported (as needing a restart) without a change here.
+    """
     changed: list[str] = []
-    for section in ("server", "cookie", "auth", "backend", "embedded", "log", "groups"):
-        changed += _fields(f"{section}.", getattr(old, section), getattr(new, section))
-    old_schemes, new_schemes = dict(old.scheme_options), dict(new.scheme_options)
-    for scheme in sorted(old_schemes.keys() & new_schemes.keys()):
-        changed += _fields(f"auth.{scheme}.", old_schemes[scheme], new_schemes[scheme])
-    if len(old.route_tables) != len(new.route_tables):
-        changed.append("routes")
-    else:
-        for i, (a, b) in enumerate(zip(old.route_tables, new.route_tables)):
-            changed += _fields(f"routes[{i}].", a, b)
-    if old.proxy_users != new.proxy_users:
-        changed.append("proxy_users")
+    for f in dataclasses.fields(old):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if f.name == "source" or a == b:
+            continue
+        if dataclasses.is_dataclass(a):
+            changed += _fields(f"{f.name}.", a, b)
+        elif f.name == "scheme_options":
+            old_schemes, new_schemes = dict(a), dict(b)  # a scheme added or dropped shows in auth.schemes
+            for scheme in sorted(old_schemes.keys() & new_schemes.keys()):
+                changed += _fields(f"auth.{scheme}.", old_schemes[scheme], new_schemes[scheme])
+        elif f.name == "route_tables" and len(a) == len(b):
+            for i, (ra, rb) in enumerate(zip(a, b)):
+                changed += _fields(f"routes[{i}].", ra, rb)
+        else:
+            changed.append("routes" if f.name == "route_tables" else f.name)
     return changed
 
 

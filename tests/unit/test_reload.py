@@ -7,11 +7,12 @@ import dataclasses
 import pytest
 
 from gateway.config import Config, CookieConfig, LogConfig, ProxyUserConfig, RouteConfig, ServerConfig
+from authplugins.simple import SimpleOptions
 from gateway.config import GroupsConfig
 from gateway.reload import plan
 
 ROUTES = (RouteConfig("/data/", "embedded", "hoop"),)
-BASE = Config(route_tables=ROUTES)
+BASE = Config(route_tables=ROUTES, scheme_options=(("simple", SimpleOptions()),))
 
 
 @pytest.mark.parametrize(
@@ -36,6 +37,11 @@ BASE = Config(route_tables=ROUTES)
             ("routes[0].dialect", "routes[0].users"),
         ),
         (dataclasses.replace(BASE, route_tables=()), (), ("routes",)),
+        (
+            dataclasses.replace(BASE, scheme_options=(("simple", SimpleOptions(anonymous_allowed=True)),)),
+            (),
+            ("auth.simple.anonymous_allowed",),
+        ),
     ],
 )
 def test_what_applies_and_what_waits_for_a_restart(new: Config, applied: tuple[str, ...], restart: tuple[str, ...]) -> None:
