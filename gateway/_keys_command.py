@@ -34,8 +34,8 @@ rotations from several places at once all land.
   retire        drop the keys no valid cookie can be signed with any more
                 (superseded for longer than the cookie validity), or --id ID
 
-FILE defaults to cookie.keys_file of --config. Run these as the user the
-gateways run as (or as root, which keeps the file's owner)."""
+FILE defaults to cookie.keys_file of --config. Run these as root or as
+the file's owner: a rewrite by root keeps the file's owner and group."""
 
 _EPILOG = """\
 examples:
