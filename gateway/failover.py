@@ -78,7 +78,7 @@ def is_standby_answer(status: int, body: bytes) -> bool:
         return False
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the decoder recurses once per level of nesting
         return False
     remote = doc.get("RemoteException") if isinstance(doc, dict) else None
     if not isinstance(remote, dict):

@@ -240,7 +240,8 @@ def _last(request: web.Request, name: str) -> str | None:
 
 def _with_port(host: str, port: str | None, scheme: str) -> str:
     """``host`` with its port replaced by ``port`` (left out when the scheme's default)."""
-    if port is None or not port.isdigit() or not 0 < int(port) < 65536:
+    # ASCII only: str.isdigit() also holds for "²" (which int() refuses) and for other scripts' digits.
+    if port is None or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         return host
     name = host.rsplit(":", 1)[0] if not host.endswith("]") and ":" in host else host
     return name if int(port) == _DEFAULT_PORTS[scheme] else f"{name}:{int(port)}"

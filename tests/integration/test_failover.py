@@ -245,3 +245,19 @@ async def test_the_backend_that_answered_is_the_one_rewritten(backends, gateway:
     resp, _ = await gw.get("/webhdfs/v1/f?op=OPEN", headers=COOKIE)
     assert resp.status == 307
     assert resp.headers["Location"] == f"{gw.url}/webhdfs/v1/g?op=OPEN"
+
+
+async def test_a_403_nested_deeper_than_json_can_read_is_passed_on(backends, gateway: Start) -> None:
+    # A 403 is parsed to tell a standby's refusal: a body Python's JSON decoder gives up on (it
+    # recurses per level) is no standby answer, and is passed on as any other 403, never a 500.
+    payload = b'{"RemoteException": ' * 3_000  # within what is read to tell a standby answer
+    assert len(payload) < 64 * 1024
+
+    async def deep(ex: Exchange) -> None:
+        await ex.reply("403 Forbidden", payload, ("Content-Type: application/json",))
+
+    refusing, other = await backends(deep), await backends()
+    gw = await gateway([refusing.url, other.url])
+    resp, raw = await gw.get("/webhdfs/v1/f?op=GETFILESTATUS", headers=COOKIE)
+    assert (resp.status, raw) == (403, payload)
+    assert other.heads == []

@@ -90,3 +90,14 @@ async def test_a_bad_forwarded_host_from_a_trusted_proxy_is_not_used(setup: Call
     resp, _ = await s.get("/redirect", headers=[("Cookie", f"hadoop.auth={mint('bob')}"),
                                                 ("X-Forwarded-Host", "evil.example/@x"), ("X-Forwarded-Proto", "https")])
     assert resp.headers["Location"] == f"https://{s.url.split('//')[1]}/elsewhere?x=1"
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u0664\u0664\u0663"])  # a superscript two; Arabic-Indic 443
+async def test_a_port_of_other_digits_from_a_trusted_proxy_is_not_used(
+    setup: Callable[[str], Awaitable[Setup]], port: str
+) -> None:
+    # str.isdigit() holds for these, but a port is ASCII digits: the header is ignored, never a 500.
+    s = await setup(TRUST_LOOPBACK)
+    resp, body = await s.get("/a", headers=[("Cookie", f"hadoop.auth={mint('bob')}"), ("X-Forwarded-Port", port)])
+    assert resp.status == 200, body
+    assert forwarded_to_backend(body)["x-forwarded-host"] == [s.url.split("//")[1]]
