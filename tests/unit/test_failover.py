@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 
+from gateway import failover
+from gateway.config import BackendConfig
 from gateway.failover import Backend, BackendSet, Failure, is_standby_answer
 
 
@@ -52,6 +55,63 @@ def test_when_every_backend_cools_down_all_are_tried_in_order() -> None:
 def test_attempts_bound_the_backends_tried() -> None:
     s, backends = make(5, attempts=2)
     assert urls(s) == [backends[0].url, backends[1].url]
+    s, backends = make(3, attempts=1)  # failover_attempts = 1: no failover
+    assert urls(s) == [backends[0].url]
+
+
+def test_an_empty_set_is_refused() -> None:
+    with pytest.raises(ValueError, match="^a backend set needs at least one backend$"):
+        BackendSet([])
+
+
+class Clock:
+    """time.monotonic for gateway.failover, read and moved by the test (its reference point is undefined)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock(100.0)
+    monkeypatch.setattr(failover, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    return clock
+
+
+def test_a_cooldown_ends_when_it_says(clock: Clock) -> None:
+    s, (a, b) = make(2, cooldown=5.0)
+    s.failed(a)
+    clock.now = 104.999
+    assert urls(s) == [b.url]
+    clock.now = 105.0
+    assert urls(s) == [a.url, b.url]
+
+
+def test_without_a_cooldown_nothing_is_passed_over_even_within_one_tick(clock: Clock) -> None:
+    s, (a, b) = make(2, cooldown=0)
+    s.failed(a)  # and the clock reads the same when the next request orders them
+    assert urls(s) == [a.url, b.url]
+
+
+def test_an_answer_closes_the_breaker_whatever_the_clock_reads(clock: Clock) -> None:
+    clock.now = 0.0
+    s, (a, b, c) = make(3, cooldown=5.0)
+    s.failed(a)
+    clock.now = 0.5
+    s.succeeded(a)
+    assert urls(s) == [a.url, b.url, c.url]
+
+
+def test_the_defaults_are_the_configurations(clock: Clock) -> None:
+    defaults = BackendConfig()
+    backends = [Backend(f"http://nn{i}:9870") for i in range(defaults.failover_attempts + 2)]
+    s = BackendSet(backends)
+    assert len(s.order()) == defaults.failover_attempts
+    s.failed(backends[0])
+    assert backends[0].down_until == clock.now + defaults.failover_cooldown
 
 
 def test_one_backend_is_always_tried_and_nothing_is_recorded() -> None:
@@ -112,6 +172,8 @@ STANDBY = remote("StandbyException", "org.apache.hadoop.ipc.StandbyException",
         (403, b"", False),
         (403, b"[1, 2]", False),
         (403, b"\xff\xfe", False),
+        (403, b"[" * 50_000, False),  # deeper than the decoder recurses
+        (403, b'{"RemoteException": ' * 3_000, False),
     ],
 )
 def test_is_standby_answer(status: int, body: bytes, standby: bool) -> None:

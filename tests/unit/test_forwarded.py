@@ -64,6 +64,7 @@ def own(address: str) -> ClientView:
         (LB, "[198.51.100.7]", "unknown", ("unknown", LB)),  # brackets hold IPv6 only
         (LB, "[2001:db8::7", "unknown", ("unknown", LB)),
         (LB, "fe80::7%eth0", "fe80::7", ("fe80::7", LB)),
+        (LB, "fe80::7%eth0%1", "fe80::7", ("fe80::7", LB)),  # a zone is dropped, whatever it holds
         (LB, "::ffff:198.51.100.7", "198.51.100.7", ("198.51.100.7", LB)),
         (LB, "1.1.1.1, 2001:db8:ffff::1", "1.1.1.1", ("1.1.1.1", "2001:db8:ffff::1", LB)),
         # The peer itself on a dual-stack socket.
@@ -102,8 +103,10 @@ def test_without_trusted_proxies_nothing_is_believed() -> None:
         ((("X-Forwarded-Proto", "HTTPS"),), "https", "gw.internal:14000"),
         ((("X-Forwarded-Proto", "ftp"),), "http", "gw.internal:14000"),
         ((("X-Forwarded-Proto", "https, http"),), "http", "gw.internal:14000"),  # the peer's own: the last
+        ((("X-Forwarded-Proto", "http, http, https"),), "https", "gw.internal:14000"),  # of three proxies, too
         ((("X-Forwarded-Host", "files.example.com"),), "http", "files.example.com"),
         ((("X-Forwarded-Host", "evil.example, files.example.com:8443"),), "http", "files.example.com:8443"),
+        ((("X-Forwarded-Host", "evil.example, lb2.example, files.example.com"),), "http", "files.example.com"),
         ((("X-Forwarded-Host", "[2001:db8::1]:8443"),), "http", "[2001:db8::1]:8443"),
         ((("X-Forwarded-Host", "evil.example/path"),), "http", "gw.internal:14000"),
         ((("X-Forwarded-Host", "a@b"),), "http", "gw.internal:14000"),
@@ -114,6 +117,18 @@ def test_without_trusted_proxies_nothing_is_believed() -> None:
          "https", "f.example"),
         ((("X-Forwarded-Port", "99999"),), "http", "gw.internal:14000"),
         ((("X-Forwarded-Port", "8080"),), "http", "gw.internal:8080"),
+        # Ports 1 to 65535; anything else (other digits than ASCII ones among it) is ignored.
+        ((("X-Forwarded-Port", "0"),), "http", "gw.internal:14000"),
+        ((("X-Forwarded-Port", "1"),), "http", "gw.internal:1"),
+        ((("X-Forwarded-Port", "65535"),), "http", "gw.internal:65535"),
+        ((("X-Forwarded-Port", "65536"),), "http", "gw.internal:14000"),
+        ((("X-Forwarded-Port", "\u00b2"),), "http", "gw.internal:14000"),  # "²".isdigit(), but int() refuses it
+        ((("X-Forwarded-Port", "\u0664\u0664\u0663"),), "http", "gw.internal:14000"),  # Arabic-Indic 443
+        # An IPv6 host keeps its brackets and address when its port is replaced, or added.
+        ((("X-Forwarded-Host", "[2001:db8::1]"), ("X-Forwarded-Port", "8443")), "http", "[2001:db8::1]:8443"),
+        ((("X-Forwarded-Host", "[2001:db8::1]:80"), ("X-Forwarded-Port", "8443")), "http", "[2001:db8::1]:8443"),
+        ((("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "[2001:db8::1]:8443"), ("X-Forwarded-Port", "443")),
+         "https", "[2001:db8::1]"),
     ],
 )
 def test_scheme_and_host_from_a_trusted_peer(headers: tuple[tuple[str, str], ...], scheme: str, host: str) -> None:
@@ -173,6 +188,13 @@ def test_only_the_configured_family_is_believed() -> None:
         (["for"], [ForwardedElement(valid=False)]),
         (['for="unterminated'], [ForwardedElement(valid=False)]),
         (["by=x"], [ForwardedElement()]),
+        # Separators inside a quoted value are the value's; an escaped quote does not end it.
+        (['for=a;host="b;c,d"'], [ForwardedElement("a", host="b;c,d")]),
+        (['host="a\\"b", for=c'], [ForwardedElement(host='a"b'), ForwardedElement("c")]),
+        (['host="a\\\\";for=c'], [ForwardedElement("c", host="a\\")]),  # an escaped backslash escapes nothing after it
+        # A pair may be left out anywhere in an element (RFC 7239 4: [ forwarded-pair ]).
+        (["for=a;;proto=https;"], [ForwardedElement("a", "https")]),
+        ([";for=a"], [ForwardedElement("a")]),
     ],
 )
 def test_parse_forwarded(lines: list[str], elements: list[ForwardedElement]) -> None:
@@ -188,6 +210,8 @@ def test_parse_forwarded(lines: list[str], elements: list[ForwardedElement]) -> 
         ("192.0.2.1:port", "unknown"),
         ("[::1]:_p", ipaddress.ip_address("::1")),
         ("[::1]x", "unknown"),
+        ("[2001:db8::1]/64", "unknown"),  # after the bracket, only ":" and a port
+        ("[fe80::1%1]]", "unknown"),  # one closing bracket
         ("_obf.a-b_c", "_obf.a-b_c"),
         ("_", "unknown"),
         ("UNKNOWN", "unknown"),
@@ -200,12 +224,44 @@ def test_parse_node(text: str, node: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("entry", "ok"),
-    [("10.0.0.0/8", True), ("127.0.0.1", True), ("::1", True), ("fd00::/8", True), ("10.0.0.1/8", True),
-     ("lb.example.com", False), ("*", False), ("", False), ("10.0.0.0/33", False)],
+    ("entry", "problem"),
+    [("10.0.0.0/8", None), ("127.0.0.1", None), ("::1", None), ("fd00::/8", None), ("10.0.0.1/8", None),
+     ("lb.example.com", "'lb.example.com' is neither an IP address nor a CIDR range (names are not accepted)"),
+     ("*", "'*' is neither an IP address nor a CIDR range (names are not accepted)"),
+     ("", "an empty entry matches nothing"), (" ", "an empty entry matches nothing"),
+     ("10.0.0.0/33", "'10.0.0.0/33' is neither an IP address nor a CIDR range (names are not accepted)")],
 )
-def test_trusted_entries_are_addresses_and_ranges_only(entry: str, ok: bool) -> None:
-    assert (trusted_entry_problem(entry) is None) is ok
+def test_trusted_entries_are_addresses_and_ranges_only(entry: str, problem: str | None) -> None:
+    assert trusted_entry_problem(entry) == problem
+
+
+@pytest.mark.parametrize(
+    ("entries", "trusted", "untrusted"),
+    [
+        # What check-config accepts is what is trusted: a range written with host bits set is its network.
+        (["10.1.2.3/8"], ["10.0.0.0", "10.200.0.1", "10.255.255.255"], ["11.0.0.1", "9.255.255.255"]),
+        # A two-address range (a point-to-point link) is both of its addresses.
+        (["192.0.2.8/31", "2001:db8::/127"], ["192.0.2.8", "192.0.2.9", "2001:db8::", "2001:db8::1"],
+         ["192.0.2.7", "192.0.2.10", "2001:db8::2"]),
+        # An IPv4-mapped entry is the IPv4 address, as a peer on a dual-stack socket is read.
+        (["::ffff:192.0.2.9"], ["192.0.2.9", "::ffff:192.0.2.9"], ["192.0.2.8"]),
+        # Text that is no address is never trusted, even where every address is.
+        (["0.0.0.0/0", "::/0"], ["203.0.113.9", "2001:db8::9"], ["unknown", "_hidden", "", "garbage", None]),
+    ],
+)
+def test_what_is_trusted(entries: list[str], trusted: list[str], untrusted: list[str | None]) -> None:
+    proxies = TrustedProxies(entries)
+    assert [a for a in trusted if not proxies.trusts(a)] == []
+    assert [a for a in untrusted if proxies.trusts(a)] == []
+
+
+@pytest.mark.parametrize("entries", [["127.0.0.1"], ["127.0.0.0/8"], ["::ffff:127.0.0.1"], ["::1", "127.0.0.1/32"]])
+@pytest.mark.parametrize("family", ["x-forwarded", "forwarded"])
+def test_one_trusted_address_or_one_range_is_enough(entries: list[str], family: str) -> None:
+    headers = (("X-Forwarded-For", "198.51.100.7"), ("X-Forwarded-Proto", "https"),
+               ("Forwarded", "for=198.51.100.7;proto=https"))
+    got = TrustedProxies(entries, family).view(request(LB, *headers))  # type: ignore[arg-type]
+    assert got == ClientView("198.51.100.7", "https", "gw.internal:14000", ("198.51.100.7", LB))
 
 
 def test_client_view_without_the_middleware_is_the_peer() -> None:
