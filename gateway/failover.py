@@ -83,7 +83,8 @@ def is_standby_answer(status: int, body: bytes) -> bool:
     remote = doc.get("RemoteException") if isinstance(doc, dict) else None
     if not isinstance(remote, dict):
         return False
-    return remote.get("exception") in _STANDBY_CLASSES or remote.get("javaClassName") in _STANDBY_CLASSES
+    names = (remote.get("exception"), remote.get("javaClassName"))
+    return any(isinstance(name, str) and name in _STANDBY_CLASSES for name in names)  # a list is unhashable
 
 
 class Backend:

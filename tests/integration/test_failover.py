@@ -247,10 +247,18 @@ async def test_the_backend_that_answered_is_the_one_rewritten(backends, gateway:
     assert resp.headers["Location"] == f"{gw.url}/webhdfs/v1/g?op=OPEN"
 
 
-async def test_a_403_nested_deeper_than_json_can_read_is_passed_on(backends, gateway: Start) -> None:
-    # A 403 is parsed to tell a standby's refusal: a body Python's JSON decoder gives up on (it
-    # recurses per level) is no standby answer, and is passed on as any other 403, never a 500.
-    payload = b'{"RemoteException": ' * 3_000  # within what is read to tell a standby answer
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"RemoteException": ' * 3_000,  # deeper than Python's JSON decoder recurses, within what is read
+        b'{"RemoteException": {"exception": ["StandbyException"], "javaClassName": {}}}',  # no class names
+    ],
+)
+async def test_a_403_that_is_no_remote_exception_document_is_passed_on(
+    backends, gateway: Start, payload: bytes
+) -> None:
+    # A 403 is parsed to tell a standby's refusal: a body that cannot be read as one is no standby
+    # answer, and is passed on as any other 403, never a 500.
     assert len(payload) < 64 * 1024
 
     async def deep(ex: Exchange) -> None:

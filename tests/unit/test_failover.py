@@ -174,6 +174,8 @@ STANDBY = remote("StandbyException", "org.apache.hadoop.ipc.StandbyException",
         (403, b"\xff\xfe", False),
         (403, b"[" * 50_000, False),  # deeper than the decoder recurses
         (403, b'{"RemoteException": ' * 3_000, False),
+        (403, b'{"RemoteException": {"exception": ["StandbyException"]}}', False),  # a class name is a string
+        (403, b'{"RemoteException": {"exception": null, "javaClassName": {"StandbyException": 1}}}', False),
     ],
 )
 def test_is_standby_answer(status: int, body: bytes, standby: bool) -> None:
