@@ -221,10 +221,13 @@ async def test_abandoned_streams_are_swept_without_any_request(tmp_path: Path) -
     try:
         async for b in running(make_config(tmp_path / "root")):
             store = _store(b)
-            store.stream_ttl_ms = 0
-            await store.open_write_stream(store.principal("bob"), ("user", "bob", "x"), overwrite=False, perm=None,
-                                          replication=3, block_size=-1)
+            stream_id = await store.open_write_stream(
+                store.principal("bob"), ("user", "bob", "x"), overwrite=False, perm=None, replication=3, block_size=-1
+            )
             assert b.temp_files() != []
+            # Expire it only now: with a zero lifetime from the start, a sweep
+            # could remove the file before the line above looked (seen under load).
+            store.streams.update(stream_id, expires_ms=0)
             await wait_until(lambda: b.temp_files() == [], "the expired stream's temp file is swept")
     finally:
         store_module.STREAM_SWEEP_S = sweep
