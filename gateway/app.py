@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,8 @@ from gateway.forwarded import CLIENT, TrustedProxies
 from gateway.groups import GroupSource, group_source
 from gateway.keys import KeysWatcher
 from gateway.identity import IdentitySigner
-from gateway.log import server_logger
+from gateway.log import REQUEST_ID_HEADER, request_id, server_logger
+from gateway.metrics import GatewayMetrics
 from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
 from gateway.proxyusers import ProxyUserRule, ProxyUsers
 from gateway.routing import AmbiguousPath, Route, Router
@@ -43,6 +45,7 @@ _DATA_SESSION = web.AppKey("data_session", UpstreamClient)  # for data steps to 
 IN_FLIGHT = web.AppKey("in_flight", InFlight)  # the gateway's requests in progress, for the drain
 ROUTE = web.RequestKey("route", Route)  # the request's route, resolved before authentication
 _TARGET = web.RequestKey("target", str)  # the origin-form request target
+_FORWARDED_AT = web.RequestKey("forwarded_at", float)  # perf_counter() when the request went to its backend
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 KeyLoader = Callable[[Config], KeyRing]
 
@@ -122,6 +125,7 @@ def build_gateway_app(
     identity_key: bytes | None,
     local_backend: Handler | None = None,
     key_loader: KeyLoader | None = None,
+    metrics: GatewayMetrics | None = None,
 ) -> web.Application:
     """The gateway app for ``config``.
 
@@ -134,6 +138,11 @@ def build_gateway_app(
     keys at start; with ``key_loader``, which reads a configuration's key
     files, they are reread when the keys file changes and on
     :meth:`LiveSettings.apply`.
+    ``metrics``, when given, gets the upstream latency of each forwarded
+    request.
+
+    Every response, errors and challenges included, carries the request's
+    ``X-Request-Id`` (:func:`gateway.log.request_id`).
     """
     schemes: list[AuthScheme] = [scheme_class(name).from_options(opts) for name, opts in config.scheme_options]
     signer = IdentitySigner(identity_key) if identity_key is not None else None
@@ -213,6 +222,8 @@ def build_gateway_app(
         assert task is not None
         in_flight.enter(task)
         dialect = request[ROUTE].dialect
+        if metrics is not None:
+            request[_FORWARDED_AT] = time.perf_counter()  # not loop.time(): uvloop's counts whole milliseconds
         try:
             if request.version == HttpVersion11 and hdrs.EXPECT in request.headers:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -328,12 +339,20 @@ def build_gateway_app(
             for session in reversed(sessions):
                 await session.close()
 
+    async def stamp(request: web.Request, response: web.StreamResponse) -> None:
+        # Here, not in a middleware: this hook sees every answer, the 417 of
+        # expect() and streamed ones too.  A backend's own id is replaced.
+        response.headers[REQUEST_ID_HEADER] = request_id(request)
+        if metrics is not None and (started := request.get(_FORWARDED_AT)) is not None:
+            metrics.upstream(request[ROUTE].prefix, time.perf_counter() - started)
+
     in_flight = InFlight()
     app = web.Application(middlewares=[route, auth.middleware], client_max_size=0)
     app[IN_FLIGHT] = in_flight
     app[LIVE] = live
     app.on_response_prepare.append(auth.on_response_prepare)
     app.on_response_prepare.append(in_flight.on_response_prepare)
+    app.on_response_prepare.append(stamp)
     app.cleanup_ctx.append(lifetime)
     app.router.add_route("*", "/{tail:.*}", handle, expect_handler=expect)
     return app

@@ -18,11 +18,18 @@
 
 Cookies are set through ``on_response_prepare``, so the same path serves
 streamed proxy responses, error bodies and challenges.
+
+What the filter decided is left on the request for the logs and metrics:
+:data:`SESSION`, :data:`BY_COOKIE`, :data:`IDENTITY`, :data:`REFUSAL` and
+:data:`HANDSHAKE`.  The reasons of refusals are logged on ``gateway.auth``;
+the audit line of every request is written once it is answered
+(:mod:`gateway.requestlog`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,10 +46,10 @@ from gateway.cookie import CookieCodec, SessionToken
 from gateway.cookieheader import cookie_values
 from gateway.forwarded import client_view
 from gateway.groups import StaticGroups
-from gateway.log import audit_logger, auth_logger
+from gateway.log import auth_logger
 from gateway.proxyusers import ProxyUsers
 
-__all__ = ("AUTHENTICATED", "IDENTITY", "AuthFilter")
+__all__ = ("AUTHENTICATED", "BY_COOKIE", "HANDSHAKE", "IDENTITY", "REFUSAL", "SESSION", "AuthFilter", "Refusal")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,6 +73,30 @@ IDENTITY = web.RequestKey("identity", SessionToken)
 """Whom the request acts for: the authenticated user, or whom its ``doas`` named."""
 AUTHENTICATED = web.RequestKey("authenticated", str)
 """The user who authenticated, whoever the request acts for."""
+SESSION = web.RequestKey("session", SessionToken)
+"""The session that authenticated (its user is :data:`AUTHENTICATED`), before any ``doas``."""
+BY_COOKIE = web.RequestKey("by_cookie", bool)
+"""Whether the session came from the request's cookie (else a scheme authenticated it just now)."""
+
+
+class Refusal(str, enum.Enum):
+    """Why the filter refused a request: a metric label, so a short fixed set."""
+
+    NO_CREDENTIALS = "no_credentials"  # 401: nothing to authenticate with (often the first leg of SPNEGO)
+    INVALID_COOKIE = "invalid_cookie"  # 401: only a session cookie that did not verify or had expired
+    REJECTED = "rejected"  # 401: a scheme found the credentials wrong
+    MALFORMED = "malformed"  # 400: a scheme could not read the credentials
+    DENIED = "denied"  # 403: a scheme authenticated someone it does not let in
+    BAD_DOAS = "bad_doas"  # 400: doas given twice or not a user name
+    IMPERSONATION = "impersonation"  # 403: the proxy-user rules refuse the doas
+    ROUTE = "route"  # 403: the route's users and groups do not include the user
+
+
+REFUSAL = web.RequestKey("refusal", tuple[Refusal, str])
+"""Why the filter refused the request, and the scheme concerned (``""`` for none)."""
+HANDSHAKE = web.RequestKey("handshake", tuple[str, float])
+"""The scheme that examined presented credentials, and the seconds it took (accepted or refused)."""
+_STATUS_REFUSALS = {400: Refusal.MALFORMED, 403: Refusal.DENIED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,16 +182,20 @@ class AuthFilter:
         for value in sent:
             token = self._from_cookie(value, now)
             if token is not None:
+                request[BY_COOKIE] = True
                 return await self._act(request, handler, token)
         if sent:
             auth_logger.info("ignoring an invalid or expired session cookie from %s", client_view(request).address)
 
         challenges: list[Challenge] = []
         for scheme in self._schemes:
+            started = time.perf_counter()
             try:
                 result = await scheme.authenticate(request)
             except AuthenticationError as exc:
-                audit_logger.info(
+                request[HANDSHAKE] = (scheme.type_name, time.perf_counter() - started)
+                request[REFUSAL] = (_STATUS_REFUSALS.get(exc.status, Refusal.REJECTED), scheme.type_name)
+                auth_logger.info(
                     "authentication refused scheme=%s status=%s remote=%s reason=%s",
                     scheme.type_name, exc.status, client_view(request).address, exc.message,
                 )
@@ -172,9 +207,11 @@ class AuthFilter:
                         headers.add(hdrs.WWW_AUTHENTICATE, other.challenge.www_authenticate)
                 return self._error_response(request, exc.status, exc.message, headers=headers)
             if isinstance(result, Authenticated):
+                request[HANDSHAKE] = (scheme.type_name, time.perf_counter() - started)
                 return await self._accept(request, handler, result, now)
             challenges.append(result)
 
+        request[REFUSAL] = (Refusal.INVALID_COOKIE if sent else Refusal.NO_CREDENTIALS, "")
         if sent:
             request[_COOKIE_ACTION] = _CLEAR
         headers = CIMultiDict((hdrs.WWW_AUTHENTICATE, c.www_authenticate) for c in challenges)
@@ -187,28 +224,33 @@ class AuthFilter:
         if result.expires_at is not None:
             expires = min(expires, int(result.expires_at))
         token = SessionToken(result.user, result.principal, result.scheme, int(now), expires)
-        audit_logger.info(
+        auth_logger.info(
             "authenticated user=%s principal=%s scheme=%s remote=%s",
             token.user, token.principal, token.scheme, client_view(request).address,
         )
+        request[BY_COOKIE] = False
         request[_COOKIE_ACTION] = _CookieAction(self._codec.encode(token), token.remaining(now), result.headers)
         return await self._act(request, handler, token)
 
     async def _act(self, request: web.Request, handler: Handler, token: SessionToken) -> web.StreamResponse:
         """Go on as ``token``'s user, or as the one a ``doas`` names where the rules allow it."""
         request[AUTHENTICATED] = token.user
+        request[SESSION] = token
         wanted = {value for value in param_values(request.query_string, "doas") if value}
         if not wanted or wanted == {token.user}:
             return await self._authorized(request, handler, token)
         if len(wanted) > 1:
+            request[REFUSAL] = (Refusal.BAD_DOAS, "")
             return self._error_response(request, 400, "doas is given more than once")
         (effective,) = wanted
         why = check_user_name(effective)
         if why is not None:
+            request[REFUSAL] = (Refusal.BAD_DOAS, "")
             return self._error_response(request, 400, why.replace("user.name", "doas"))
         refusal = self._proxy_users.refusal(token.user, effective, client_view(request).address)
         if refusal is not None:
-            audit_logger.info(
+            request[REFUSAL] = (Refusal.IMPERSONATION, "")
+            auth_logger.info(
                 "impersonation refused user=%s doas=%s remote=%s reason=%s",
                 token.user, effective, client_view(request).address, refusal,
             )
@@ -220,7 +262,8 @@ class AuthFilter:
         if self._authorize is not None:
             refusal = self._authorize(request, acting.user)
             if refusal is not None:
-                audit_logger.info(
+                request[REFUSAL] = (Refusal.ROUTE, "")
+                auth_logger.info(
                     "authorization refused user=%s authenticated=%s remote=%s reason=%s",
                     acting.user, request[AUTHENTICATED], client_view(request).address, refusal,
                 )

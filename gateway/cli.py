@@ -18,6 +18,7 @@ import asyncio
 import base64
 import importlib.metadata
 import logging
+import logging.handlers
 import os
 import secrets
 import signal
@@ -48,7 +49,7 @@ from gateway import _sdnotify
 from gateway._keys_command import add_keys_parser, run_keys
 from gateway.cookie import KeyRing
 from gateway.keys import read_keys
-from gateway.log import ClientErrorFilter, access_logger, server_logger
+from gateway.log import ClientErrorFilter, access_logger, audit_logger, server_logger
 from gateway.reload import plan
 from gateway.serving import ConnectionLimit, InFlight
 from gateway.workers import BindError, Listener, bind, default_workers, supervise
@@ -60,7 +61,6 @@ EXIT_CONFIG = 2
 # Hadoop's HTTP servers accept 64 KiB of request headers: a Kerberos ticket
 # carrying many group SIDs (Active Directory) outgrows aiohttp's 8 KiB.
 _MAX_HEADER_FIELD = 65536
-_ACCESS_FORMAT = '%a "%r" %s %b %Dus'
 _READ_BUFFER = 16 * 1024
 _BACKLOG = 1024  # connections the kernel queues per listening socket
 _AFTER_DRAIN = 2.0  # seconds
@@ -344,6 +344,7 @@ def _run_workers(
     drain_timeout: float,
     announce: Callable[[], None],
     on_reload: Callable[[], object] = lambda: None,
+    on_exit: Callable[[int], object] = lambda pid: None,
 ) -> int:
     """Serve ``listeners`` with ``workers`` processes (this one alone when 1); the exit status.
 
@@ -366,7 +367,9 @@ def _run_workers(
     try:
         if workers == 1:
             return _run_loop(serve_one(0, announce))
-        return supervise(workers, run_worker, drain_timeout, on_ready=announce, on_stop=stop, on_reload=reload)
+        return supervise(
+            workers, run_worker, drain_timeout, on_ready=announce, on_stop=stop, on_reload=reload, on_exit=on_exit
+        )
     finally:
         _close_all(listeners)
 
@@ -380,6 +383,43 @@ def _worker_count(config: Config) -> int:
     return config.server.workers or default_workers()
 
 
+def _log_files(config: Config) -> None:
+    """Send the access and audit lines to their own files, when configured: bare lines, appended.
+
+    Opened here, before the workers exist, so a file that cannot be opened
+    stops the start; each worker reopens it after logrotate moved it.
+    """
+    for logger, path in ((access_logger, config.log.access_file), (audit_logger, config.log.audit_file)):
+        if not path:
+            continue
+        try:
+            handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+        except OSError as exc:
+            raise _StartError(f"cannot open {path} for the {logger.name} lines: {exc.strerror or exc}") from exc
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class _Admin:
+    """The admin listener and the metrics directory of one ``serve``, when ``admin.listen`` is set."""
+
+    def __init__(self, config: Config, workers: int) -> None:
+        from gateway.admin import AdminServer, admin_app
+        from gateway.metrics import start_multiprocess
+
+        self.listener = _bind(config.admin.listen, "the admin listener (admin.listen)", 1)
+        self.metrics_dir = start_multiprocess()
+        self.server = AdminServer(self.listener.per_worker[0][0], admin_app(config, workers, self.metrics_dir))
+
+    def close(self) -> None:
+        from gateway.metrics import remove_multiprocess_dir
+
+        self.server.close()
+        self.listener.close()
+        remove_multiprocess_dir(self.metrics_dir)
+
+
 def _serve(config: Config, reloader: _Reloader) -> int:
     """``authgateway serve``: bind, start the workers, serve until stopped; the exit status."""
     _, identity_key = _keys(config)  # here, so that an unreadable key stops the start at once
@@ -389,7 +429,9 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             "embedded routes in-process; route to the separate backend's URL with auth = \"kerberos\" instead"
         )
     workers = _worker_count(config)
+    _log_files(config)
     listeners: list[Listener] = []
+    admin: _Admin | None = None
     try:
         embedded: Listener | None = None
         if config.embedded_mode:
@@ -400,6 +442,8 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             f"{config.server.host}:{config.server.port}", "the gateway (server.host, server.port)", workers
         )
         listeners.append(gateway)
+        if config.admin.listen:
+            admin = _Admin(config, workers)
     except BaseException:
         for listener in listeners:
             listener.close()
@@ -416,6 +460,10 @@ def _serve(config: Config, reloader: _Reloader) -> int:
         # and the keys as they are now.
         config = reloader.config
         keyring = _keys(config)[0]
+        from gateway.metrics import GatewayMetrics, sample_forever
+        from gateway.requestlog import request_log_class
+
+        metrics = GatewayMetrics() if admin is not None else None
         for listener in listeners:
             listener.keep_only(index)
         runners: list[web.AppRunner] = []
@@ -433,7 +481,7 @@ def _serve(config: Config, reloader: _Reloader) -> int:
                 local = started.app[LOCAL_HANDLER]
             app = build_gateway_app(
                 config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, local_backend=local,
-                key_loader=_cookie_keys,
+                key_loader=_cookie_keys, metrics=metrics,
             )
             ssl_context = None
             if config.server.tls_cert_file:
@@ -441,8 +489,10 @@ def _serve(config: Config, reloader: _Reloader) -> int:
                 ssl_context.load_cert_chain(config.server.tls_cert_file, config.server.tls_key_file)
             runner = _runner(
                 app,
-                access_log=access_logger if config.server.access_log else None,
-                access_log_format=_ACCESS_FORMAT,
+                access_log=access_logger,
+                access_log_class=request_log_class(
+                    access=config.server.access_log, audit=config.log.audit, metrics=metrics
+                ),
             )
             runners.append(runner)
             await _start_sites(runner, gateway.per_worker[index], ssl_context, max_connections=max_connections)
@@ -450,6 +500,12 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             for r in reversed(runners):
                 await r.cleanup()
             raise
+        sampler: asyncio.Task[None] | None = None
+        if metrics is not None:
+            server, in_flight = runner.server, app[IN_FLIGHT]
+            assert server is not None
+            metrics.serving()
+            sampler = asyncio.create_task(sample_forever(metrics, lambda: len(server.connections), in_flight.__len__))
         ready()
 
         async def reload() -> None:
@@ -461,7 +517,11 @@ def _serve(config: Config, reloader: _Reloader) -> int:
                 await app[LIVE].apply(new)
             _sdnotify.notify("READY=1")
 
-        await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT], reload)
+        try:
+            await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT], reload)
+        finally:
+            if sampler is not None:
+                sampler.cancel()
 
     def announce() -> None:
         if embedded is not None:
@@ -473,6 +533,10 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             _version(), scheme, gateway.address, schemes, workers, "" if workers == 1 else "es",
         )
         server_logger.info("routes: %s; %s", _describe_routes(config, route), _describe_keys(config))
+        if admin is not None:
+            server_logger.info(
+                "admin listener on http://%s (admin.listen): /metrics, /healthz, /readyz", admin.listener.address
+            )
         server_logger.info(
             "Ctrl-C or SIGTERM stops it: requests in progress get %.0f s (server.shutdown_timeout); "
             "SIGHUP reloads the configuration and the keys",
@@ -480,10 +544,21 @@ def _serve(config: Config, reloader: _Reloader) -> int:
         )
         _sdnotify.notify("READY=1", f"STATUS=listening on {gateway.address}")
 
-    return _run_workers(
-        workers, listeners, serve_one, config.server.shutdown_timeout, announce,
-        on_reload=lambda: reloader.reload(announce=True),
-    )
+    if admin is None:
+        return _run_workers(
+            workers, listeners, serve_one, config.server.shutdown_timeout, announce,
+            on_reload=lambda: reloader.reload(announce=True),
+        )
+    from gateway.metrics import forget_process
+
+    try:
+        admin.server.start()
+        return _run_workers(
+            workers, listeners, serve_one, config.server.shutdown_timeout, announce,
+            on_reload=lambda: reloader.reload(announce=True), on_exit=forget_process,
+        )
+    finally:
+        admin.close()
 
 
 def _embedded(config: Config) -> int:
@@ -751,6 +826,10 @@ def _summary(config: Config) -> list[str]:
             "note: embedded.groups is deprecated and read as groups.static; move its entries there "
             "(the gateway's proxy-user rules and route access read them too)"
         )
+    if config.admin.listen:
+        lines.append(f"admin: http://{config.admin.listen} (/metrics, /healthz, /readyz)")
+    else:
+        lines.append("admin: off (admin.listen is empty: no metrics, /healthz or /readyz)")
     return lines
 
 

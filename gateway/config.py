@@ -38,6 +38,7 @@ from gateway.forwarded import trusted_entry_problem
 from gateway.groups import parse_groups
 
 __all__ = (
+    "AdminConfig",
     "AuthConfig",
     "BackendConfig",
     "Config",
@@ -300,6 +301,27 @@ class LogConfig:
         default="INFO",
         metadata=_help("least severe level logged: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case"),
     )
+    access_file: str = field(
+        default="",
+        metadata=_help("file the access log's JSON lines go to (appended); empty: the standard error, with the rest"),
+    )
+    audit: bool = field(default=True, metadata=_help("log one audit line per request to gateway.audit"))
+    audit_file: str = field(
+        default="", metadata=_help("file the audit lines go to (appended); empty: the standard error, with the rest")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    listen: str = field(
+        default="",
+        metadata=_help(
+            "host:port of the admin listener (/metrics, /healthz, /readyz), never proxied; empty: no admin listener"
+        ),
+    )
+    probe_timeout: float = field(
+        default=1.0, metadata=_help("seconds /readyz gives each backend to accept a TCP connection")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +333,7 @@ class Config:
     embedded: EmbeddedConfig = EmbeddedConfig()
     log: LogConfig = LogConfig()
     groups: GroupsConfig = GroupsConfig()
+    admin: AdminConfig = AdminConfig()
     # The [[routes]] tables as written; see routes for what is served.
     route_tables: tuple[RouteConfig, ...] = ()
     # The [[proxy_users]] tables: who may act for whom (doas).
@@ -358,6 +381,7 @@ _SECTIONS: Mapping[str, type[Any]] = {
     "embedded": EmbeddedConfig,
     "log": LogConfig,
     "groups": GroupsConfig,
+    "admin": AdminConfig,
 }
 _ARRAYS = ("routes", "proxy_users")  # sections that are arrays of tables
 _T = TypeVar("_T")
@@ -894,6 +918,60 @@ def _check(config: Config, name: Names = str) -> list[str]:
         problems.extend(_embedded_problems(config, name, server_addresses))
     if config.log.level.upper() not in LOG_LEVELS:
         problems.append(f"{name('log.level')} = {config.log.level!r}: must be one of {', '.join(LOG_LEVELS)}")
+    for key in ("access_file", "audit_file"):
+        value = getattr(config.log, key)
+        why = _log_file_problem(value) if value else None
+        if why:
+            problems.append(f"{name(f'log.{key}')} = {value!r}: {why}")
+    problems.extend(_admin_problems(config, name, server_addresses))
+    return problems
+
+
+def _log_file_problem(path: str) -> str | None:
+    """Why lines could not be appended to ``path``, or None; creates nothing."""
+    if os.path.isdir(path):
+        return "is a directory"
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else "this user cannot write to it"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f"cannot be created: {parent} is not a directory"
+    return None if os.access(parent, os.W_OK | os.X_OK) else f"cannot be created: this user cannot write in {parent}"
+
+
+def _admin_problems(config: Config, name: Names, server_addresses: set[tuple[int, str]]) -> list[str]:
+    """The admin listener's address, and that it shares no port with the gateway or the embedded backend."""
+    admin = config.admin
+    problems: list[str] = []
+    if not 0 < admin.probe_timeout <= 60:
+        problems.append(f"{name('admin.probe_timeout')} = {admin.probe_timeout}: must be above 0 and at most 60 seconds")
+    if not admin.listen:
+        return problems
+    label = name("admin.listen")
+    if admin.listen.startswith("unix:"):
+        return [*problems, f"{label} = {admin.listen!r}: must be host:port (Prometheus scrapes over TCP)"]
+    found = _listen_problems(label, admin.listen)
+    if found:
+        return [*problems, *found]
+    host, _, port = admin.listen.rpartition(":")
+    addresses = _host_addresses(label, host.strip("[]"), problems, admin.listen)
+    if int(port) == 0:
+        return problems
+    if int(port) == config.server.port and _overlap(addresses, server_addresses):
+        problems.append(
+            f"{label} = {admin.listen!r}: the gateway ({name('server.host')} = {config.server.host!r}, "
+            f"{name('server.port')} = {config.server.port}) listens there; the admin listener needs a port of its own"
+        )
+    embedded = config.embedded.listen
+    if config.embedded_mode and not embedded.startswith("unix:") and not _listen_problems("", embedded):
+        other_host, _, other_port = embedded.rpartition(":")
+        if int(other_port) == int(port):
+            others = _host_addresses(name("embedded.listen"), other_host.strip("[]"), [], embedded)
+            if _overlap(addresses, others):
+                problems.append(
+                    f"{label} = {admin.listen!r}: the embedded backend ({name('embedded.listen')} = {embedded!r}) "
+                    "listens there; the admin listener needs a port of its own"
+                )
     return problems
 
 

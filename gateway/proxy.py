@@ -18,6 +18,8 @@ What it does on every request:
   sent and sets its own ``X-Forwarded-For``, ``-Proto`` and ``-Host`` from
   the verified :class:`~gateway.forwarded.ClientView` (trusted proxies'
   hops only);
+* sets ``X-Request-Id`` to the request's id (:func:`gateway.log.request_id`:
+  the client's when well-formed, else a new one);
 * never passes back the backend's own ``WWW-Authenticate`` or its
   ``hadoop.auth``/session ``Set-Cookie``;
 * speaks HTTP/1.1 to the backend over a pool of keep-alive connections
@@ -62,7 +64,7 @@ from yarl import URL
 from gateway.cookieheader import strip_cookies
 from gateway.failover import STANDBY_BODY_LIMIT, Backend, BackendSet, Failure, is_standby_answer
 from gateway.forwarded import client_view
-from gateway.log import proxy_logger
+from gateway.log import REQUEST_ID_HEADER, proxy_logger, request_id
 from gateway.upstream import (
     BackendError, ConnectError, ConnectTimeoutError, Connection, InterimAnswerError, Origin, ResponseHead,
     UpstreamClient,
@@ -85,6 +87,7 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "content-length",  # re-added when the client sent one
     "forwarded",  # the client's claims about hops: ours are set below from what was verified
     "x-real-ip",
+    "x-request-id",  # replaced by the id the gateway logs
 }
 _RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
 _SMALL_BODY = 64 * 1024
@@ -331,6 +334,7 @@ class UpstreamHeaders:
         out[hdrs.X_FORWARDED_FOR] = ", ".join(client.chain)
         out[hdrs.X_FORWARDED_PROTO] = client.scheme
         out[hdrs.X_FORWARDED_HOST] = client.host
+        out[REQUEST_ID_HEADER] = request_id(request)
         for name, value in extra:
             out[name] = value
         return out

@@ -117,6 +117,9 @@ class InFlight:
         self.draining = False  # set at shutdown: answers close their connections
         self.cutting = False  # set once the drain bound has passed
 
+    def __len__(self) -> int:
+        return len(self._tasks)
+
     def enter(self, task: asyncio.Task[object]) -> None:
         self._tasks.add(task)
 

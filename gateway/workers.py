@@ -173,6 +173,7 @@ def supervise(
     on_ready: Callable[[], None],
     on_stop: Callable[[], object],
     on_reload: Callable[[], object] = lambda: None,
+    on_exit: Callable[[int], object] = lambda pid: None,
 ) -> int:
     """Run ``workers`` processes of ``run_worker(index, ready)`` until SIGTERM or SIGINT.
 
@@ -184,7 +185,8 @@ def supervise(
     to stop (it closes this process's copies of the listening sockets, so
     that new connections are refused rather than queued for nobody).  Later,
     a worker that dies is replaced, and SIGHUP runs ``on_reload`` here, then
-    goes to every worker.  Returns 0 after a clean stop.
+    goes to every worker.  ``on_exit(pid)`` runs for every worker that has
+    exited, before any replacement starts.  Returns 0 after a clean stop.
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     procs: dict[int, _Worker] = {}
@@ -195,9 +197,9 @@ def supervise(
         status = _await_ready(procs)
         if status is None:
             on_ready()
-            status = _watch(procs, run_worker, on_reload)
+            status = _watch(procs, run_worker, on_reload, on_exit)
         on_stop()
-        _stop(procs, drain_timeout)
+        _stop(procs, drain_timeout, on_exit)
         return status
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
@@ -270,7 +272,10 @@ def _reap_one() -> tuple[int, int]:
 
 
 def _watch(
-    procs: dict[int, _Worker], run_worker: Callable[[int, Callable[[], None]], int], on_reload: Callable[[], object]
+    procs: dict[int, _Worker],
+    run_worker: Callable[[int, Callable[[], None]], int],
+    on_reload: Callable[[], object],
+    on_exit: Callable[[int], object],
 ) -> int:
     """Replace workers that die and pass SIGHUP on, until SIGTERM or SIGINT: then 0."""
     while True:
@@ -295,6 +300,7 @@ def _watch(
                 continue
             if dead.ready_fd is not None:
                 os.close(dead.ready_fd)
+            on_exit(pid)
             server_logger.error(
                 "worker %d (pid %d) exited with status %d; starting a new one",
                 dead.index, pid, os.waitstatus_to_exitcode(status),
@@ -306,7 +312,7 @@ def _watch(
             procs[worker.pid] = worker
 
 
-def _stop(procs: dict[int, _Worker], drain_timeout: float) -> None:
+def _stop(procs: dict[int, _Worker], drain_timeout: float, on_exit: Callable[[int], object]) -> None:
     """SIGTERM to every worker; wait for them (the drain bound and a margin), then kill what is left."""
     for pid in procs:
         _signal(pid, signal.SIGTERM)
@@ -315,8 +321,10 @@ def _stop(procs: dict[int, _Worker], drain_timeout: float) -> None:
         pid, _ = _reap_one()
         if pid:
             worker = procs.pop(pid, None)
-            if worker is not None and worker.ready_fd is not None:
-                os.close(worker.ready_fd)
+            if worker is not None:
+                on_exit(pid)
+                if worker.ready_fd is not None:
+                    os.close(worker.ready_fd)
             continue
         left = deadline - time.monotonic()
         if left <= 0:

@@ -457,11 +457,11 @@ async def test_a_doas_after_a_handshake_keeps_the_new_cookie_the_authenticated_u
 async def test_a_doas_the_rules_refuse_is_403(
     guarded: Setup, real: str, effective: str, message: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level("INFO", logger="gateway.audit"):
+    with caplog.at_level("INFO", logger="gateway.auth"):
         resp, raw = await guarded.get(f"/a?doas={effective}", headers={"Cookie": f"hadoop.auth={mint(real)}"})
     assert resp.status == 403
     assert json.loads(raw)["message"] == message
-    assert [r.getMessage() for r in caplog.records if r.name == "gateway.audit"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "gateway.auth"] == [
         f"impersonation refused user={real} doas={effective} remote=127.0.0.1 reason={message}"]
 
 
@@ -480,7 +480,7 @@ async def test_a_route_admits_only_its_users_and_groups(
     guarded: Setup, user: str, doas: str, allowed: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     query = f"?doas={doas}" if doas else ""
-    with caplog.at_level("INFO", logger="gateway.audit"):
+    with caplog.at_level("INFO", logger="gateway.auth"):
         resp, raw = await guarded.get(f"/api/v1/paths//a/exists{query}", headers={"Cookie": f"hadoop.auth={mint(user)}"})
     acting = doas or user
     if allowed:
@@ -489,7 +489,7 @@ async def test_a_route_admits_only_its_users_and_groups(
     else:
         assert (resp.status, json.loads(raw)) == (
             500, {"statusCode": "PERMISSION_DENIED", "message": f"User {acting} may not use /api/v1/"})
-        assert [r.getMessage() for r in caplog.records if r.name == "gateway.audit"] == [
+        assert [r.getMessage() for r in caplog.records if r.name == "gateway.auth"] == [
             f"authorization refused user={acting} authenticated={user} remote=127.0.0.1 "
             f"reason=User {acting} may not use /api/v1/"]
     # The open route admits everyone who authenticated.
