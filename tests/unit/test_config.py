@@ -177,7 +177,7 @@ def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Pat
         )
     assert info.value.problems == [
         "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, groups, "
-        "routes, proxy_users)",
+        "admin, routes, proxy_users)",
         "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
         "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, forwarded_headers, host, "
         "max_connections, port, shutdown_timeout, tls_cert_file, tls_key_file, trusted_proxies, workers)",
@@ -698,3 +698,63 @@ def test_a_keys_file_serves_an_external_backend_and_is_checked(tmp_path: Path) -
         f"cookie.keys_file = '{keys}': is open to group or other users (mode 0644); it holds signing keys: "
         f"chmod 600 {keys}"
     ]
+
+
+# -- the admin listener and the log files --------------------------------------------------
+
+
+def test_the_admin_listener_is_off_by_default() -> None:
+    assert load_config(None, env={}).admin.listen == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"AUTHGATEWAY_ADMIN__LISTEN": "127.0.0.1:14000"},
+         "AUTHGATEWAY_ADMIN__LISTEN = '127.0.0.1:14000': the gateway (server.host = '127.0.0.1', server.port = 14000) "
+         "listens there; the admin listener needs a port of its own"),
+        ({"AUTHGATEWAY_ADMIN__LISTEN": "0.0.0.0:14000"},
+         "AUTHGATEWAY_ADMIN__LISTEN = '0.0.0.0:14000': the gateway (server.host = '127.0.0.1', server.port = 14000) "
+         "listens there; the admin listener needs a port of its own"),
+        ({"AUTHGATEWAY_ADMIN__LISTEN": "127.0.0.1:14001"},
+         "AUTHGATEWAY_ADMIN__LISTEN = '127.0.0.1:14001': the embedded backend (embedded.listen = '127.0.0.1:14001') "
+         "listens there; the admin listener needs a port of its own"),
+        ({"AUTHGATEWAY_ADMIN__LISTEN": "unix:/run/admin.sock"},
+         "AUTHGATEWAY_ADMIN__LISTEN = 'unix:/run/admin.sock': must be host:port (Prometheus scrapes over TCP)"),
+        ({"AUTHGATEWAY_ADMIN__LISTEN": "14002"},
+         "AUTHGATEWAY_ADMIN__LISTEN = '14002': must be host:port or unix:/path"),
+        ({"AUTHGATEWAY_ADMIN__LISTEN": "127.0.0.1:14002", "AUTHGATEWAY_ADMIN__PROBE_TIMEOUT": "0"},
+         "AUTHGATEWAY_ADMIN__PROBE_TIMEOUT = 0.0: must be above 0 and at most 60 seconds"),
+    ],
+)
+def test_the_admin_listener_needs_a_port_of_its_own(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env=env)
+    assert info.value.problems == [problem]
+
+
+def test_the_admin_listener_may_share_a_port_number_on_another_address(tmp_path: Path) -> None:
+    config = load_config(None, env={"AUTHGATEWAY_ADMIN__LISTEN": "127.0.0.2:14000"})
+    assert config.admin.listen == "127.0.0.2:14000"
+    # With an external backend the embedded one's port is free.
+    key = secret(tmp_path)
+    config = load_config(None, env={
+        "AUTHGATEWAY_ADMIN__LISTEN": "127.0.0.1:14001", "AUTHGATEWAY_BACKEND__URL": "http://127.0.0.1:9999",
+        "AUTHGATEWAY_COOKIE__SECRET_FILES": key,
+    })
+    assert config.admin.listen == "127.0.0.1:14001"
+
+
+def test_log_files_must_be_writable_where_they_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={
+            "AUTHGATEWAY_LOG__ACCESS_FILE": str(tmp_path),
+            "AUTHGATEWAY_LOG__AUDIT_FILE": str(tmp_path / "missing" / "audit.log"),
+        })
+    assert info.value.problems == [
+        f"AUTHGATEWAY_LOG__ACCESS_FILE = '{tmp_path}': is a directory",
+        f"AUTHGATEWAY_LOG__AUDIT_FILE = '{tmp_path}/missing/audit.log': cannot be created: "
+        f"{tmp_path}/missing is not a directory",
+    ]
+    config = load_config(None, env={"AUTHGATEWAY_LOG__AUDIT_FILE": str(tmp_path / "audit.log")})
+    assert config.log.audit_file == str(tmp_path / "audit.log") and not (tmp_path / "audit.log").exists()

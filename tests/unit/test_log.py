@@ -27,3 +27,65 @@ def test_server_faults_keep_their_traceback() -> None:
     record = record_for(RuntimeError("bug"))
     assert ClientErrorFilter().filter(record)
     assert record.levelno == logging.ERROR and record.exc_info is not None
+
+
+# -- what request log lines draw on ------------------------------------------------------
+
+import pytest  # noqa: E402
+from aiohttp.test_utils import make_mocked_request  # noqa: E402
+
+from gateway.log import redact_query, request_id  # noqa: E402
+from gateway.requestlog import operation  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("query", "redacted"),
+    [
+        ("op=OPEN&delegation=HAAEYm9i", "op=OPEN&delegation=***"),
+        ("op=OPEN&Delegation=x&DELEGATION=y", "op=OPEN&Delegation=***&DELEGATION=***"),
+        ("%64elegation=x;op=LISTSTATUS", "%64elegation=***;op=LISTSTATUS"),
+        ("token=a&access_token=b&X-Amz-Signature=c&sig=d&authgateway.sig=e", "token=***&access_token=***&X-Amz-Signature=***&sig=***&authgateway.sig=***"),
+        ("user.name=bob&doas=carol&op=MKDIRS&signal=1&design=x", "user.name=bob&doas=carol&op=MKDIRS&signal=1&design=x"),
+        ("password=p&client_secret=s&delegation_token=t", "password=***&client_secret=***&delegation_token=***"),
+        ("delegation", "delegation"),  # no value to hide
+        ("", ""),
+    ],
+)
+def test_credential_bearing_query_parameters_are_masked(query: str, redacted: str) -> None:
+    assert redact_query(query) == redacted
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("abc-123", True),
+        ("0d9c5a1e-3c1b-4b7e-9a55-6c2f7b1c2d3e", True),
+        ("Root=1-67891233-abcdef012345678912345678", False),  # "=" is not allowed
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("", False),
+        ("two words", False),
+        ("x\tforged=field", False),
+    ],
+)
+def test_a_clients_request_id_is_kept_only_when_well_formed(sent: str, kept: bool) -> None:
+    request = make_mocked_request("GET", "/", headers={"X-Request-Id": sent})
+    rid = request_id(request)
+    assert (rid == sent) is kept
+    if not kept:
+        assert len(rid) == 32 and int(rid, 16) >= 0
+    assert request_id(request) == rid  # decided once
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "query", "op"),
+    [
+        ("/webhdfs/v1/a", "op=liststatus&user.name=bob", "LISTSTATUS"),
+        ("/webhdfs/v1/a", "OP=mkdirs", "MKDIRS"),
+        ("/api/v1/paths//a/b/list-status", "", "list-status"),
+        ("/webhdfs/v1/a", "op=%0Aforged", "-"),
+        ("/a", "", "-"),
+    ],
+)
+def test_the_operation_of_a_request(raw_path: str, query: str, op: str) -> None:
+    assert operation(raw_path, query) == op
