@@ -975,7 +975,7 @@ def main() -> int:
                 rcache_dir.mkdir()
                 config = tmp / "gw-nginx.toml"
                 config.write_text(to_toml({
-                    "server": {"port": port, "access_log": False},
+                    "server": {"port": port, "access_log": False}, "log": {"audit": False},
                     "auth": {"schemes": ["kerberos"], "kerberos": {"keytab": str(keytab), "principal": PRINCIPAL}},
                     "cookie": {"secret_files": [str(key)]},
                     "backend": {"url": f"http://127.0.0.1:{origin}"},
@@ -1001,7 +1001,7 @@ def main() -> int:
             root.mkdir()
             config = tmp / "gw-embedded.toml"
             config.write_text(to_toml({
-                "server": {"port": port, "access_log": False},
+                "server": {"port": port, "access_log": False}, "log": {"audit": False},
                 "embedded": {"root": str(root), "listen": f"127.0.0.1:{backend}"},
             }))
             rec.config("gw-embedded.toml (authgateway default, embedded backend)", config)

@@ -89,3 +89,37 @@ def test_a_clients_request_id_is_kept_only_when_well_formed(sent: str, kept: boo
 )
 def test_the_operation_of_a_request(raw_path: str, query: str, op: str) -> None:
     assert operation(raw_path, query) == op
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from authplugins.query import iter_params  # noqa: E402
+from gateway.log import is_credential_param  # noqa: E402
+
+
+@st.composite
+def spelled(draw: st.DrawFn) -> str:
+    """A credential parameter's name in some spelling: any case, some letters percent-encoded."""
+    name = draw(st.sampled_from(["delegation", "token", "sig", "signature", "x-amz-signature", "access_token",
+                                 "password", "authgateway.sig"]))
+    out = ""
+    for c in name:
+        c = c.upper() if draw(st.booleans()) else c
+        out += f"%{ord(c):02X}" if draw(st.integers(0, 4)) == 0 else c
+    return out
+
+
+@given(
+    before=st.lists(st.sampled_from(["op=OPEN", "user.name=bob", "offset=0", ""]), max_size=3),
+    name=spelled(),
+    value=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=8, max_size=40),
+    sep=st.sampled_from(["&", ";"]),
+)
+def test_no_spelling_of_a_credential_parameter_keeps_its_value(before: list[str], name: str, value: str, sep: str) -> None:
+    query = sep.join([*before, f"{name}={value}"])
+    redacted = redact_query(query)
+    assert value not in redacted
+    for _raw, folded, shown in iter_params(redacted):
+        if is_credential_param(folded):
+            assert shown == "***"
