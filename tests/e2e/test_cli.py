@@ -155,6 +155,7 @@ def test_check_config_of_the_shipped_file_says_what_serve_would_do(tmp_path: Pat
         "alluxio dialect; / -> the embedded backend, hoop dialect\n"
         f"  cookie key: {tmp_path / 'data' / '.authgateway' / 'cookie.secret'} (generated on the first start, "
         "mode 0600)\n"
+        "  admin: off (admin.listen is empty: no metrics, /healthz or /readyz)\n"
     )
     assert not (tmp_path / "data").exists()  # checking creates nothing
 

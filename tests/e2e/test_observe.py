@@ -154,6 +154,13 @@ def access_lines(gw: GatewayProcess) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def logged_access_lines(gw: GatewayProcess) -> list[dict[str, Any]]:
+    """The access lines a gateway without ``log.access_file`` wrote among its other log lines."""
+    return [
+        json.loads(line[line.index("{"):]) for line in gw.log().splitlines() if " gateway.access: " in line
+    ]
+
+
 def audit_lines(gw: GatewayProcess) -> list[dict[str, str]]:
     path: Path = gw.audit_path  # type: ignore[attr-defined]
     text = path.read_text() if path.exists() else ""
@@ -351,8 +358,7 @@ def test_the_access_log_goes_to_the_standard_error_without_a_file(gateway: Calla
     assert r.status_code == 200
     rid = r.headers["X-Request-Id"]
     wait_until("the access line", lambda: f'"request_id":"{rid}"' in gw.log())
-    (line,) = [text for text in gw.log().splitlines() if "gateway.access" in text]
-    line = json.loads(line[line.index("{"):])
+    (line,) = logged_access_lines(gw)
     assert (line["user"], line["query"]) == ("bob", "op=LISTSTATUS&user.name=bob&delegation=***")
     wait_until("the audit line", lambda: f"request_id={rid}" in gw.log())
     assert "SECRETVALUE2" not in gw.log()

@@ -24,6 +24,7 @@ import pytest
 from tests.clients.gobuild import build_go_program
 from tests.conftest import GatewayProcess
 from tests.e2e.curl import CurlResult, curl
+from tests.e2e.test_observe import logged_access_lines
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -70,7 +71,12 @@ def test_the_seed_go_example_prints_success(seed_go: Path, gw: GatewayProcess, t
 def test_the_second_run_deletes_what_the_first_wrote(seed_go: Path, gw: GatewayProcess, tmp_path: Path) -> None:
     assert_success(run_seed_go(seed_go, gw, as_user("hdfs"), tmp_path))
     assert_success(run_seed_go(seed_go, gw, as_user("hdfs"), tmp_path))
-    assert gw.log().count('"POST /api/v1/paths//test_path/delete?user.name=hdfs HTTP/1.1" 200') == 1
+    deletes = [
+        line for line in logged_access_lines(gw)
+        if (line["method"], line["path"], line["query"], line["status"])
+        == ("POST", "/api/v1/paths//test_path/delete", "user.name=hdfs", 200)
+    ]
+    assert len(deletes) == 1
     assert (gw.root / "test_path").read_bytes() == b"Success"
 
 

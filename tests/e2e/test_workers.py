@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import json
 import re
 import signal
 import time
@@ -24,12 +25,18 @@ from tests.conftest import GatewayProcess, process_tree
 
 pytestmark = pytest.mark.timeout(120)
 
-_ACCESS = re.compile(r"gateway\.access: worker (\d+): \S+ \"\w+ \S*[?&]n=(\d+)")
+_ACCESS = re.compile(r"gateway\.access: worker (\d+): (\{.*\})$", re.M)
+_MARK = re.compile(r"(?:^|[&;])n=(\d+)")
 
 
 def served_by(gw: GatewayProcess) -> dict[int, int]:
-    """Request mark ``n`` -> the worker whose access line has it."""
-    return {int(n): int(worker) for worker, n in _ACCESS.findall(gw.log())}
+    """Request mark ``n`` -> the worker whose access line (JSON) has it."""
+    served = {}
+    for worker, line in _ACCESS.findall(gw.log()):
+        mark = _MARK.search(json.loads(line)["query"])
+        if mark is not None:
+            served[int(mark.group(1))] = int(worker)
+    return served
 
 
 @pytest.fixture
