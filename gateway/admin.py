@@ -15,9 +15,10 @@ worker's event loop never runs a scrape.
        "backends of /": {"ok": false, "detail": "http://nn:14000: Connection refused"}, ...}}
 
   The checks: every worker serving (a worker counts once its schemes, the
-  Kerberos keytab among them, have started); every route with external
-  backends has one that accepts a TCP connection within
-  ``admin.probe_timeout`` (each backend is named with its state); each scheme's options
+  Kerberos keytab among them, have started, and no longer once it drains
+  at shutdown); every route with external backends has one that accepts a
+  TCP connection within ``admin.probe_timeout`` (each backend is named with
+  its state); each scheme's options
   still check out (a keytab still readable, holding its principal); the key
   files still readable and long enough.
 

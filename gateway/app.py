@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.abc import AbstractAccessLogger
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -115,6 +116,7 @@ class LiveSettings:
 
 
 LIVE = web.AppKey("live", LiveSettings)  # what SIGHUP changes in this app
+_CLIENT_GONE = 499  # nginx's status for a request whose client went away
 
 
 def build_gateway_app(
@@ -126,6 +128,7 @@ def build_gateway_app(
     local_backend: Handler | None = None,
     key_loader: KeyLoader | None = None,
     metrics: GatewayMetrics | None = None,
+    request_log: AbstractAccessLogger | None = None,
 ) -> web.Application:
     """The gateway app for ``config``.
 
@@ -140,6 +143,9 @@ def build_gateway_app(
     :meth:`LiveSettings.apply`.
     ``metrics``, when given, gets the upstream latency of each forwarded
     request.
+    ``request_log``, the runner's access logger, also gets the requests
+    aiohttp does not log: those whose handler was cancelled, with status 499
+    (nginx's "client closed request"), or 503 when the drain cut them.
 
     Every response, errors and challenges included, carries the request's
     ``X-Request-Id`` (:func:`gateway.log.request_id`).
@@ -202,7 +208,17 @@ def build_gateway_app(
             request[ROUTE] = exc.route
             return route_error(request, 400, "The path leads elsewhere once decoded: write it without escapes or dot segments")
         request[_TARGET] = target
-        return await handler(request)
+        if request_log is None:
+            return await handler(request)
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            # aiohttp logs nothing for a handler it cancelled (the client went
+            # away, or the drain cut it): the audit trail must still show it.
+            status = 503 if in_flight.cutting else _CLIENT_GONE
+            request_log.log(request, web.StreamResponse(status=status), time.perf_counter() - started)
+            raise
 
     async def expect(request: web.Request) -> web.StreamResponse | None:
         # aiohttp would answer "100 Continue" before any middleware runs, so

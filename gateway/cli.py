@@ -479,9 +479,10 @@ def _serve(config: Config, reloader: _Reloader) -> int:
                 assert identity_key is not None
                 started = await _start_embedded(config, identity_key, embedded.per_worker[index], runners)
                 local = started.app[LOCAL_HANDLER]
+            log_class = request_log_class(access=config.server.access_log, audit=config.log.audit, metrics=metrics)
             app = build_gateway_app(
                 config, keyring=keyring, backend_url=backend_url, identity_key=identity_key, local_backend=local,
-                key_loader=_cookie_keys, metrics=metrics,
+                key_loader=_cookie_keys, metrics=metrics, request_log=log_class(access_logger, ""),
             )
             ssl_context = None
             if config.server.tls_cert_file:
@@ -490,9 +491,7 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             runner = _runner(
                 app,
                 access_log=access_logger,
-                access_log_class=request_log_class(
-                    access=config.server.access_log, audit=config.log.audit, metrics=metrics
-                ),
+                access_log_class=log_class,
             )
             runners.append(runner)
             await _start_sites(runner, gateway.per_worker[index], ssl_context, max_connections=max_connections)
@@ -504,8 +503,9 @@ def _serve(config: Config, reloader: _Reloader) -> int:
         if metrics is not None:
             server, in_flight = runner.server, app[IN_FLIGHT]
             assert server is not None
-            metrics.serving()
-            sampler = asyncio.create_task(sample_forever(metrics, lambda: len(server.connections), in_flight.__len__))
+            sampler = asyncio.create_task(sample_forever(
+                metrics, lambda: not in_flight.draining, lambda: len(server.connections), in_flight.__len__
+            ))
         ready()
 
         async def reload() -> None:

@@ -180,17 +180,21 @@ class GatewayMetrics:
     def upstream(self, route: str, seconds: float) -> None:
         self._route(route).upstream.observe(seconds)
 
-    def serving(self) -> None:
-        """This worker serves (counted in ``authgateway_workers`` until it exits)."""
-        self._workers.set(1)
-
-    def sample(self, connections: int, streams: int) -> None:
+    def sample(self, *, serving: bool, connections: int, streams: int) -> None:
+        """This worker's state: ``serving`` (counted in ``authgateway_workers``), its connections and streams."""
+        self._workers.set(1 if serving else 0)
         self._connections.set(connections)
         self._streams.set(streams)
 
 
-async def sample_forever(metrics: GatewayMetrics, connections: Callable[[], int], streams: Callable[[], int]) -> None:
-    """Record the open connections and streams once a second until cancelled."""
+async def sample_forever(
+    metrics: GatewayMetrics, serving: Callable[[], bool], connections: Callable[[], int], streams: Callable[[], int]
+) -> None:
+    """Record this worker's state now and then once a second until cancelled.
+
+    A worker that drains at shutdown stops counting as serving within a
+    second, so ``/readyz`` turns away new traffic while it finishes.
+    """
     while True:
-        metrics.sample(connections(), streams())
+        metrics.sample(serving=serving(), connections=connections(), streams=streams())
         await asyncio.sleep(_SAMPLE_PERIOD)

@@ -34,13 +34,18 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 class _Echo(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         self.server.seen.append(dict(self.headers.items()))  # type: ignore[attr-defined]
+        if "slow" in self.path:
+            self.server.gate.wait(30)  # type: ignore[attr-defined]
         body = json.dumps({"headers": dict(self.headers.items()), "path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Request-Id", "the-backends-own")  # the gateway's id wins
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass  # the gateway let go (the slow path's client left)
 
     do_GET = do_PUT = _answer
 
@@ -54,6 +59,7 @@ class EchoBackend:
     def __init__(self) -> None:
         self.port = free_port()
         self.seen: list[dict[str, str]] = []
+        self.gate = threading.Event()  # /echo/slow... answers once it is set
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -63,10 +69,12 @@ class EchoBackend:
     def start(self) -> None:
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _Echo)
         server.seen = self.seen  # type: ignore[attr-defined]
+        server.gate = self.gate  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server
 
     def stop(self) -> None:
+        self.gate.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -328,6 +336,22 @@ def test_a_proxy_users_lines_name_both(observed: Callable[..., GatewayProcess]) 
     assert (audit["allowed"], audit["user"], audit["effective"]) == ("true", "knox", "carol")
 
 
+def test_a_request_whose_client_left_is_logged_and_counted(
+    observed: Callable[..., GatewayProcess], echo: EchoBackend
+) -> None:
+    gw = observed()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(f"{gw.url}/echo/slow", params={"user.name": "bob", "op": "OPEN"},
+                     headers={"X-Request-Id": "gone-1"}, timeout=0.5)
+    wait_until("an access line", lambda: len(access_lines(gw)) == 1)
+    (line,) = access_lines(gw)
+    assert (line["request_id"], line["user"], line["status"], line["path"]) == ("gone-1", "bob", 499, "/echo/slow")
+    wait_until("an audit line", lambda: len(audit_lines(gw)) == 1)
+    (audit,) = audit_lines(gw)
+    assert (audit["allowed"], audit["user"], audit["status"], audit["op"]) == ("true", "bob", "499", "OPEN")
+    wait_until("counted", lambda: requests_by(scrape(gw)) == {("/echo/", "GET", "499", "simple"): 1.0})
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -442,3 +466,24 @@ def test_readyz_says_when_a_key_file_is_gone(observed: Callable[..., GatewayProc
     assert r.status_code == 503
     assert r.json()["checks"]["keys: cookie key"] == {
         "ok": False, "detail": f"{key}: No such file or directory"}
+
+
+def test_readyz_turns_away_traffic_while_the_workers_drain(
+    observed: Callable[..., GatewayProcess], echo: EchoBackend
+) -> None:
+    gw = observed()
+    slow: list[int] = []
+    client = threading.Thread(target=lambda: slow.append(requests.get(
+        f"{gw.url}/echo/slow", params={"user.name": "bob"}, timeout=30).status_code))
+    client.start()
+    wait_until("the slow request in flight", lambda: bool(echo.seen))
+    gw.proc.send_signal(signal.SIGTERM)
+    # While the slow answer is held back, the admin listener says not ready.
+    # (An idle worker stops at once, the busy one stops counting itself within a second.)
+    wait_until("no worker serving", lambda: readyz(gw).json()["checks"]["workers"]["detail"].startswith("0 of "))
+    assert readyz(gw).status_code == 503
+    echo.gate.set()
+    client.join()
+    assert slow == [200]  # drained, not cut
+    assert gw.proc.wait(timeout=20) == 0
+
