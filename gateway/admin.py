@@ -34,7 +34,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -177,7 +177,8 @@ class _Handler(WSGIRequestHandler):
 
 
 class _Server(WSGIServer):
-    """A one-thread WSGI server on a socket bound elsewhere; a request at a time, under the fork lock."""
+    """A one-thread WSGI server on a socket bound elsewhere; a request at a time, under the fork lock
+    (shared by every server of one :class:`AdminServer`)."""
 
     request_queue_size = 64
 
@@ -195,14 +196,18 @@ class _Server(WSGIServer):
 
 
 class AdminServer:
-    """The admin listener on ``sock`` (bound, not yet listening), served by a thread until :meth:`close`."""
+    """The admin listener on ``socks`` (bound, not yet listening), one thread each, until :meth:`close`.
 
-    def __init__(self, sock: socket.socket, app: _WSGI) -> None:
-        self._sock = sock
+    A host name may stand for several addresses (``localhost``: 127.0.0.1 and
+    ::1), each with a socket of its own.
+    """
+
+    def __init__(self, socks: Sequence[socket.socket], app: _WSGI) -> None:
         self._fork_lock = threading.Lock()
-        self._server = _Server(sock, self._fork_lock)
-        self._server.set_app(app)
-        self._thread: threading.Thread | None = None
+        self._servers = [_Server(sock, self._fork_lock) for sock in socks]
+        for server in self._servers:
+            server.set_app(app)
+        self._threads: list[threading.Thread] = []
         os.register_at_fork(
             before=self._fork_lock.acquire,
             after_in_parent=self._fork_lock.release,
@@ -210,24 +215,28 @@ class AdminServer:
         )
 
     def _in_child(self) -> None:
-        # A worker serves nothing of this: its copy of the socket goes.
+        # A worker serves nothing of this: its copies of the sockets go.
         self._fork_lock.release()
-        self._sock.close()
+        for server in self._servers:
+            server.socket.close()
 
     def start(self) -> None:
-        self._server.server_activate()
-        # The thread inherits this mask: no signal meant for the supervisor
-        # or the event loop can land on it, not even before it runs.
+        # The threads inherit this mask: no signal meant for the supervisor
+        # or the event loop can land on them, not even before they run.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED)
         try:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="admin", daemon=True)
-            self._thread.start()
+            for server in self._servers:
+                server.server_activate()
+                thread = threading.Thread(target=server.serve_forever, name="admin", daemon=True)
+                thread.start()
+                self._threads.append(thread)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+        for server, thread in zip(self._servers, self._threads):
+            server.shutdown()
+            thread.join()
+        self._threads.clear()
+        for server in self._servers:
+            server.server_close()

@@ -410,7 +410,7 @@ class _Admin:
 
         self.listener = _bind(config.admin.listen, "the admin listener (admin.listen)", 1)
         self.metrics_dir = start_multiprocess()
-        self.server = AdminServer(self.listener.per_worker[0][0], admin_app(config, workers, self.metrics_dir))
+        self.server = AdminServer(self.listener.per_worker[0], admin_app(config, workers, self.metrics_dir))
 
     def close(self) -> None:
         from gateway.metrics import remove_multiprocess_dir
