@@ -21,6 +21,7 @@ the query with every credential-bearing parameter masked
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any, cast
 
@@ -74,8 +75,8 @@ def request_log_class(
 
         @property
         def enabled(self) -> bool:
-            return metrics is not None or (access and self.logger.isEnabledFor(20)) or (
-                audit and audit_logger.isEnabledFor(20)
+            return metrics is not None or (access and self.logger.isEnabledFor(logging.INFO)) or (
+                audit and audit_logger.isEnabledFor(logging.INFO)
             )
 
         def log(self, request: BaseRequest, response: web.StreamResponse, time_taken: float) -> None:
@@ -96,8 +97,8 @@ def request_log_class(
                 handshake = request.get(HANDSHAKE)
                 if handshake is not None:
                     metrics.handshake(*handshake)
-            write_access = access and self.logger.isEnabledFor(20)
-            write_audit = audit and audit_logger.isEnabledFor(20)
+            write_access = access and self.logger.isEnabledFor(logging.INFO)
+            write_audit = audit and audit_logger.isEnabledFor(logging.INFO)
             if not (write_access or write_audit):
                 return
             now = time.time()

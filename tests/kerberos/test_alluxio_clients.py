@@ -30,6 +30,7 @@ import pytest
 from tests.clients.gobuild import build_go_program
 from tests.conftest import GatewayProcess
 from tests.e2e.test_embedded_alluxio_client import SEED_PROGRAM
+from tests.e2e.test_observe import logged_access_lines
 from tests.kerberos.conftest import KdcRealm, gateway_kerberos
 
 pytestmark = [pytest.mark.kerberos, pytest.mark.timeout(120)]
@@ -104,4 +105,6 @@ def test_the_seed_go_example_with_spnego_is_authenticated(
     run([str(seed_go), "localhost", str(gw.port)], kdc, "alice", tmp_path, SEED_AUTH="kerberos")
     log = gw.log()
     assert "user=alice principal=alice@EXAMPLE.COM scheme=kerberos" in log
-    assert '"POST /api/v1/paths//test_path/exists HTTP/1.1" 200' in log
+    assert ("POST", "/api/v1/paths//test_path/exists", 200, "alice") in {
+        (line["method"], line["path"], line["status"], line["user"]) for line in logged_access_lines(gw)
+    }
