@@ -844,6 +844,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_keys(args)
     # Until the gateway listens for it, a SIGHUP (a reload asked too early) must not end it.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Every request writes access and audit records: skip gathering what no
+    # format here prints (the logging HOWTO's "Optimization": caller, thread
+    # and process names).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     config = _load(args, parser)
     logging.getLogger().setLevel(config.log.level.upper())
     if args.command == "check-config":

@@ -81,8 +81,8 @@ def request_id(request: web.BaseRequest) -> str:
 _CREDENTIAL_NAMES = frozenset({"delegation", "sig", "token", "password", "passwd", "pwd", "secret", "credential"})
 _CREDENTIAL_PARTS = ("token", "signature", "secret", "password", "credential", "delegation")
 _FOLD = str.maketrans("", "", "-_.")
-# Every credential name above holds one of these (lower case, undecoded).
-_CREDENTIAL_WORDS = ("delegation", "sig", "token", "pass", "pwd", "secret", "credential")
+# Every credential name above holds one of these, unless it is percent-encoded.
+_CREDENTIAL_HINT = re.compile("delegation|sig|token|pass|pwd|secret|credential|%", re.IGNORECASE)
 REDACTED = "***"
 
 
@@ -99,8 +99,7 @@ def redact_query(raw_query: str) -> str:
     percent-decoded, any case, ``&`` or ``;``); everything else is kept as
     the client wrote it.
     """
-    lowered = raw_query.lower()
-    if "%" not in lowered and not any(word in lowered for word in _CREDENTIAL_WORDS):
+    if _CREDENTIAL_HINT.search(raw_query) is None:
         return raw_query  # no name here can be a credential's: the common case, cheaply
     out: list[str] = []
     changed = False

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any, cast
 
@@ -39,6 +40,7 @@ from gateway.metrics import GatewayMetrics
 __all__ = ("operation", "request_log_class")
 
 _NO_ROUTE = "-"
+_OPERATION = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def operation(raw_path: str, raw_query: str) -> str:
@@ -47,13 +49,11 @@ def operation(raw_path: str, raw_query: str) -> str:
     Only ``[A-Za-z0-9_.-]`` (up to 64) is kept, so the value cannot forge an
     audit field; ``-`` when there is none.
     """
-    ops = param_values(raw_query, "op")
+    ops = param_values(raw_query, "op") if raw_query else ()
     op = ops[0].upper() if ops else ""
     if not op and "/paths/" in raw_path:
         op = raw_path.rstrip("/").rpartition("/")[2]
-    if not op or len(op) > 64 or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in op):
-        return "-"
-    return op
+    return op if _OPERATION.fullmatch(op) else "-"
 
 
 def _utc(now: float) -> str:
@@ -101,7 +101,7 @@ def request_log_class(
             write_audit = audit and audit_logger.isEnabledFor(logging.INFO)
             if not (write_access or write_audit):
                 return
-            now = time.time()
+            now = _utc(time.time())
             raw_path, _, raw_query = request.raw_path.partition("?")
             query = redact_query(raw_query)
             user = session.user if session is not None else None
@@ -111,7 +111,7 @@ def request_log_class(
             op = operation(raw_path, raw_query)
             if write_access:
                 line: dict[str, Any] = {
-                    "time": _utc(now),
+                    "time": now,
                     "request_id": rid,
                     "client": address,
                     "user": user,
@@ -137,7 +137,7 @@ def request_log_class(
                 audit_logger.info(
                     "time=%s\tallowed=%s\tuser=%s\teffective=%s\tip=%s\tmethod=%s\troute=%s\tpath=%s\top=%s"
                     "\tstatus=%d\tbytes_in=%d\tbytes_out=%d\trequest_id=%s",
-                    _utc(now), "true" if identity is not None else "false", user or "-", effective or "-", address,
+                    now, "true" if identity is not None else "false", user or "-", effective or "-", address,
                     request.method, prefix, raw_path, op, status, received, sent, rid,
                 )
 
