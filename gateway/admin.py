@@ -48,7 +48,7 @@ from gateway.config import EMBEDDED, Config, read_secret
 from gateway.log import server_logger
 from gateway.metrics import multiprocess_registry
 
-__all__ = ("AdminServer", "Check", "readiness")
+__all__ = ("AdminServer", "Check", "admin_app", "readiness")
 
 # Signals the supervisor and the workers' loops handle: never delivered to this thread.
 _BLOCKED = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
