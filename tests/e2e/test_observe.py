@@ -439,8 +439,8 @@ def test_readyz_follows_the_backend(observed: Callable[..., GatewayProcess], ech
     assert r.status_code == 200
     body = r.json()
     assert body["ready"] is True
-    name = f"backend {echo.url} (/echo/)"
-    assert body["checks"][name] == {"ok": True, "detail": "accepts connections"}
+    name = "backends of /echo/"
+    assert body["checks"][name] == {"ok": True, "detail": f"{echo.url}: accepts connections"}
     assert body["checks"]["workers"]["ok"] is True
     assert body["checks"]["auth.simple"]["ok"] is True
 
@@ -449,7 +449,7 @@ def test_readyz_follows_the_backend(observed: Callable[..., GatewayProcess], ech
     assert r.status_code == 503
     body = r.json()
     assert body["ready"] is False
-    assert body["checks"][name] == {"ok": False, "detail": "Connection refused"}
+    assert body["checks"][name] == {"ok": False, "detail": f"{echo.url}: Connection refused"}
     assert [k for k, v in body["checks"].items() if not v["ok"]] == [name]
     assert requests.get(f"{admin(gw)}/healthz", timeout=10).status_code == 200  # alive all the same
 
@@ -486,4 +486,21 @@ def test_readyz_turns_away_traffic_while_the_workers_drain(
     client.join()
     assert slow == [200]  # drained, not cut
     assert gw.proc.wait(timeout=20) == 0
+
+
+def test_a_route_that_fails_over_is_ready_while_one_backend_is(
+    gateway: Callable[..., GatewayProcess], echo: EchoBackend
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    admin_at = f"127.0.0.1:{free_port()}"
+    gw = gateway(admin={"listen": admin_at, "probe_timeout": 0.5},
+                 routes=[{"prefix": "/echo/", "backend": [down, echo.url], "dialect": "generic"}])
+    gw.admin = f"http://{admin_at}"  # type: ignore[attr-defined]
+    wait_ready(gw)
+    check = readyz(gw).json()["checks"]["backends of /echo/"]
+    assert check == {"ok": True, "detail": f"{down}: Connection refused; {echo.url}: accepts connections"}
+    echo.stop()
+    r = readyz(gw)
+    assert r.status_code == 503
+    assert r.json()["checks"]["backends of /echo/"]["ok"] is False
 
