@@ -59,6 +59,8 @@ _WSGI = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One readiness check: what it looked at, whether it passed, and what it found."""
+
     name: str
     ok: bool
     detail: str
