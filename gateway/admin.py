@@ -18,9 +18,10 @@ worker's event loop never runs a scrape.
   Kerberos keytab among them, have started, and no longer once it drains
   at shutdown); every route with external backends has one that accepts a
   TCP connection within ``admin.probe_timeout`` (each backend is named with
-  its state); each scheme's options
-  still check out (a keytab still readable, holding its principal); the key
-  files still readable and long enough.
+  its state); each scheme's options still check out (a keytab still
+  readable, holding its principal); the keytab the gateway authenticates to
+  Kerberos backends with still holds its principal; the key files still
+  readable and long enough.
 
 The thread blocks every signal the supervisor waits for, so they reach the
 main thread.  A fork waits until the admin thread is between requests: a
@@ -97,6 +98,29 @@ def _key_files(config: Config) -> list[tuple[str, str]]:
     return files
 
 
+def _outbound_credentials(config: Config) -> dict[tuple[str, str], list[str]]:
+    """The principal and keytab the gateway authenticates to backends with, and the routes that use them."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for route in config.routes:
+        if route.auth == "kerberos":
+            found.setdefault(route.credentials(config.backend), []).append(route.prefix)
+    return found
+
+
+def _keytab_problem(principal: str, keytab: str) -> str | None:
+    """Why ``keytab`` cannot serve to authenticate as ``principal`` now, or None."""
+    from authplugins.kerberos import read_keytab_principals  # gssapi only where Kerberos is used
+
+    try:
+        listed = read_keytab_principals(keytab)
+    except OSError as exc:
+        return f"{keytab}: {exc.strerror or exc}"
+    except ValueError as exc:
+        return f"{keytab}: {exc}"
+    held = principal in listed if "@" in principal else any(p.partition("@")[0] == principal for p in listed)
+    return None if held else f"{keytab} no longer holds {principal}"
+
+
 def readiness(config: Config, workers: int, serving: Callable[[], int]) -> list[Check]:
     """Every readiness check of the gateway, run now; ``serving()`` counts the workers serving."""
     checks: list[Check] = []
@@ -117,6 +141,9 @@ def readiness(config: Config, workers: int, serving: Callable[[], int]) -> list[
     for name, options in config.scheme_options:
         problems = scheme_class(name).check_options(options)
         checks.append(Check(f"auth.{name}", not problems, "; ".join(problems) or "options check out"))
+    for (principal, keytab), prefixes in _outbound_credentials(config).items():
+        why = _keytab_problem(principal, keytab)
+        checks.append(Check(f"backend keytab of {', '.join(prefixes)}", why is None, why or f"{keytab} holds {principal}"))
     for label, path in _key_files(config):
         try:
             read_secret(path)

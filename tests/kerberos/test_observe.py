@@ -80,3 +80,29 @@ def test_readyz_says_when_the_keytab_is_gone(krb_gateway: Any) -> None:
     assert check["ok"] is False and f"keytab = '{gw.keytab}': cannot read" in check["detail"], check
     gw.keytab.with_suffix(".moved").rename(gw.keytab)
     assert readyz(gw).status_code == 200
+
+
+def test_readyz_says_when_the_keytab_for_the_backend_is_gone(
+    gateway: Callable[..., Any], kdc: KdcRealm, tmp_path: Path
+) -> None:
+    keytab = tmp_path / "gateway.keytab"  # the gateway's own keys, towards a Kerberos backend
+    kdc.realm.add_service(["HTTP/observed-gateway"], keytab)
+    key = tmp_path / "cookie.key"
+    key.write_text("k" * 48)
+    admin = f"127.0.0.1:{free_port()}"
+    gw = gateway(
+        cookie={"secret_files": [str(key)]},
+        backend={"url": f"http://localhost:{free_port()}", "dialect": "webhdfs", "auth": "kerberos",
+                 "principal": "HTTP/observed-gateway@EXAMPLE.COM", "keytab": str(keytab)},
+        admin={"listen": admin},
+        env=kdc.env,
+    )
+    gw.admin = f"http://{admin}"
+    name = "backend keytab of /"
+    wait_until("the workers serve", lambda: readyz(gw).json()["checks"]["workers"]["ok"])
+    assert readyz(gw).json()["checks"][name] == {
+        "ok": True, "detail": f"{keytab} holds HTTP/observed-gateway@EXAMPLE.COM"}
+    keytab.rename(keytab.with_suffix(".moved"))
+    r = readyz(gw)
+    assert r.status_code == 503
+    assert r.json()["checks"][name] == {"ok": False, "detail": f"{keytab}: No such file or directory"}
