@@ -29,7 +29,6 @@ from gateway.groups import GroupSource, group_source
 from gateway.keys import KeysWatcher
 from gateway.identity import IdentitySigner
 from gateway.log import REQUEST_ID_HEADER, request_id, server_logger
-from gateway.metrics import GatewayMetrics
 from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
 from gateway.proxyusers import ProxyUserRule, ProxyUsers
 from gateway.routing import AmbiguousPath, Route, Router
@@ -38,6 +37,7 @@ from gateway.upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from gateway.backendauth import KerberosBackendAuth
+    from gateway.metrics import GatewayMetrics  # prometheus-client is imported only where the admin listener is on
 
 __all__ = ("IN_FLIGHT", "LIVE", "ROUTE", "LiveSettings", "build_gateway_app")
 

@@ -460,10 +460,13 @@ def _serve(config: Config, reloader: _Reloader) -> int:
         # and the keys as they are now.
         config = reloader.config
         keyring = _keys(config)[0]
-        from gateway.metrics import GatewayMetrics, sample_forever
         from gateway.requestlog import request_log_class
 
-        metrics = GatewayMetrics() if admin is not None else None
+        metrics = None
+        if admin is not None:  # the supervisor imported it already: prometheus-client only when asked for
+            from gateway.metrics import GatewayMetrics
+
+            metrics = GatewayMetrics()
         for listener in listeners:
             listener.keep_only(index)
         runners: list[web.AppRunner] = []
@@ -501,6 +504,8 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             raise
         sampler: asyncio.Task[None] | None = None
         if metrics is not None:
+            from gateway.metrics import sample_forever
+
             server, in_flight = runner.server, app[IN_FLIGHT]
             assert server is not None
             sampler = asyncio.create_task(sample_forever(
@@ -815,6 +820,10 @@ def _summary(config: Config) -> list[str]:
         lines.append(f"backend: embedded on {config.embedded.listen}, serving {Path(config.embedded.root).resolve()}")
     lines.append(f"routes: {_describe_routes(config, 'the embedded backend')}")
     lines.append(_describe_keys(config))
+    if config.admin.listen:
+        lines.append(f"admin: http://{config.admin.listen} (/metrics, /healthz, /readyz)")
+    else:
+        lines.append("admin: off (admin.listen is empty: no metrics, /healthz or /readyz)")
     if config.embedded.auth == "kerberos":
         lines.append(
             f"authgateway embedded: callers authenticate with SPNEGO to {config.embedded.principal} "
@@ -826,10 +835,6 @@ def _summary(config: Config) -> list[str]:
             "note: embedded.groups is deprecated and read as groups.static; move its entries there "
             "(the gateway's proxy-user rules and route access read them too)"
         )
-    if config.admin.listen:
-        lines.append(f"admin: http://{config.admin.listen} (/metrics, /healthz, /readyz)")
-    else:
-        lines.append("admin: off (admin.listen is empty: no metrics, /healthz or /readyz)")
     return lines
 
 

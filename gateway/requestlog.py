@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -35,7 +35,9 @@ from gateway.app import ROUTE
 from gateway.authfilter import BY_COOKIE, HANDSHAKE, IDENTITY, REFUSAL, SESSION
 from gateway.forwarded import client_view
 from gateway.log import audit_logger, redact_query, request_id
-from gateway.metrics import GatewayMetrics
+
+if TYPE_CHECKING:  # prometheus-client is imported only where the admin listener is on
+    from gateway.metrics import GatewayMetrics
 
 __all__ = ("operation", "request_log_class")
 
