@@ -46,6 +46,7 @@ from yarl import URL
 
 from authplugins import scheme_class
 from gateway.config import EMBEDDED, Config, read_secret
+from gateway.keys import read_keys
 from gateway.log import server_logger
 from gateway.metrics import multiprocess_registry
 
@@ -89,7 +90,7 @@ def _backends(config: Config) -> dict[str, tuple[str, ...]]:
 
 def _key_files(config: Config) -> list[tuple[str, str]]:
     files = [(f"cookie.secret_files[{i}]", path) for i, path in enumerate(config.cookie.secret_files)]
-    if not config.cookie.secret_files and config.embedded_mode:
+    if not config.cookie.secret_files and not config.cookie.keys_file and config.embedded_mode:
         files.append(("cookie key", str(config.state_dir / "cookie.secret")))
     if config.backend.identity_secret_file:
         files.append(("backend.identity_secret_file", config.backend.identity_secret_file))
@@ -144,6 +145,14 @@ def readiness(config: Config, workers: int, serving: Callable[[], int]) -> list[
     for (principal, keytab), prefixes in _outbound_credentials(config).items():
         why = _keytab_problem(principal, keytab)
         checks.append(Check(f"backend keytab of {', '.join(prefixes)}", why is None, why or f"{keytab} holds {principal}"))
+    if config.cookie.keys_file:
+        try:
+            held = len(read_keys(config.cookie.keys_file))
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            checks.append(Check("keys: cookie.keys_file", False, f"{config.cookie.keys_file}: {why}"))
+        else:
+            checks.append(Check("keys: cookie.keys_file", True, f"readable, {held} key(s)"))
     for label, path in _key_files(config):
         try:
             read_secret(path)

@@ -455,13 +455,12 @@ def _serve(config: Config, reloader: _Reloader) -> int:
 
     async def serve_one(index: int, ready: Callable[[], None]) -> None:
         from gateway.app import IN_FLIGHT, LIVE, build_gateway_app
+        from gateway.requestlog import request_log_class
 
         # The configuration in force when this worker started (a reload may have changed live settings),
         # and the keys as they are now.
         config = reloader.config
         keyring = _keys(config)[0]
-        from gateway.requestlog import request_log_class
-
         metrics = None
         if admin is not None:  # the supervisor imported it already: prometheus-client only when asked for
             from gateway.metrics import GatewayMetrics

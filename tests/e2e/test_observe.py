@@ -504,3 +504,21 @@ def test_a_route_that_fails_over_is_ready_while_one_backend_is(
     assert r.status_code == 503
     assert r.json()["checks"]["backends of /echo/"]["ok"] is False
 
+
+
+def test_readyz_says_when_the_keys_file_no_longer_reads(gateway: Callable[..., GatewayProcess], tmp_path: Path) -> None:
+    from gateway.keys import create_keys_file
+
+    keys = tmp_path / "keys.json"
+    create_keys_file(keys, int(time.time()))
+    admin_at = f"127.0.0.1:{free_port()}"
+    gw = gateway(cookie={"keys_file": str(keys)}, admin={"listen": admin_at})
+    gw.admin = f"http://{admin_at}"  # type: ignore[attr-defined]
+    wait_ready(gw)
+    assert readyz(gw).json()["checks"]["keys: cookie.keys_file"] == {"ok": True, "detail": "readable, 1 key(s)"}
+    assert "keys: cookie key" not in readyz(gw).json()["checks"]  # no generated key is used
+    keys.chmod(0o644)
+    r = readyz(gw)
+    assert r.status_code == 503
+    check = r.json()["checks"]["keys: cookie.keys_file"]
+    assert check["ok"] is False and "is open to group or other users (mode 0644)" in check["detail"], check
