@@ -174,8 +174,8 @@ def _serving_workers(path: str) -> Callable[[], int]:
     return serving
 
 
-def admin_app(config: Config, workers: int, metrics_dir: str) -> _WSGI:
-    """The WSGI application of the admin listener."""
+def admin_app(config: Callable[[], Config], workers: int, metrics_dir: str) -> _WSGI:
+    """The WSGI application of the admin listener; ``config()`` is the configuration in force (SIGHUP may change it)."""
     metrics = make_wsgi_app(multiprocess_registry(metrics_dir))
     serving = _serving_workers(metrics_dir)
 
@@ -189,7 +189,7 @@ def admin_app(config: Config, workers: int, metrics_dir: str) -> _WSGI:
             return _json(start_response, "405 Method Not Allowed", {"error": "GET only"}, [("Allow", "GET, HEAD")])
         if path == "/healthz":
             return _json(start_response, "200 OK", {"status": "alive"})
-        checks = readiness(config, workers, serving)
+        checks = readiness(config(), workers, serving)
         ready = all(c.ok for c in checks)
         body = {"ready": ready, "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks}}
         if not ready:

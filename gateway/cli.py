@@ -404,13 +404,14 @@ def _log_files(config: Config) -> None:
 class _Admin:
     """The admin listener and the metrics directory of one ``serve``, when ``admin.listen`` is set."""
 
-    def __init__(self, config: Config, workers: int) -> None:
+    def __init__(self, reloader: _Reloader, workers: int) -> None:
         from gateway.admin import AdminServer, admin_app
         from gateway.metrics import start_multiprocess
 
-        self.listener = _bind(config.admin.listen, "the admin listener (admin.listen)", 1)
+        self.listener = _bind(reloader.config.admin.listen, "the admin listener (admin.listen)", 1)
         self.metrics_dir = start_multiprocess()
-        self.server = AdminServer(self.listener.per_worker[0], admin_app(config, workers, self.metrics_dir))
+        app = admin_app(lambda: reloader.config, workers, self.metrics_dir)
+        self.server = AdminServer(self.listener.per_worker[0], app)
 
     def close(self) -> None:
         from gateway.metrics import remove_multiprocess_dir
@@ -443,7 +444,7 @@ def _serve(config: Config, reloader: _Reloader) -> int:
         )
         listeners.append(gateway)
         if config.admin.listen:
-            admin = _Admin(config, workers)
+            admin = _Admin(reloader, workers)
     except BaseException:
         for listener in listeners:
             listener.close()
