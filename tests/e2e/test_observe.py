@@ -522,3 +522,14 @@ def test_readyz_says_when_the_keys_file_no_longer_reads(gateway: Callable[..., G
     assert r.status_code == 503
     check = r.json()["checks"]["keys: cookie.keys_file"]
     assert check["ok"] is False and "is open to group or other users (mode 0644)" in check["detail"], check
+
+
+def test_sighup_reaches_the_gateway_not_the_admin_thread(observed: Callable[..., GatewayProcess]) -> None:
+    gw = observed()
+    for n in range(3):
+        gw.proc.send_signal(signal.SIGHUP)
+        # Reloaded, still serving: a SIGHUP taken by the admin thread would have ended the process.
+        wait_until(f"reload {n + 1} logged", lambda: gw.log().count("configuration reloaded") > n)
+        assert gw.proc.poll() is None
+        assert liststatus(gw, **{"user.name": "bob"}).status_code == 200
+        assert readyz(gw).status_code == 200
