@@ -38,6 +38,7 @@ __all__ = (
     "ForwardedElement",
     "TrustedProxies",
     "client_view",
+    "ip_address_of",
     "parse_forwarded",
     "parse_node",
     "trusted_entry_problem",
@@ -86,8 +87,12 @@ def client_view(request: web.Request) -> ClientView:
     return view
 
 
-def _address(text: str) -> _Address | None:
-    """``text`` as an IP address (without a zone; an IPv4-mapped IPv6 one as IPv4), or ``None``."""
+def ip_address_of(text: str) -> _Address | None:
+    """``text`` as an IP address (without a zone; an IPv4-mapped IPv6 one as IPv4), or ``None``.
+
+    The one reading of an address for every rule that compares them (trusted
+    proxies here, proxy users' hosts), so both see a peer alike.
+    """
     try:
         address = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
@@ -98,7 +103,7 @@ def _address(text: str) -> _Address | None:
 
 
 def _normal(peer: str | None) -> str:
-    address = _address(peer) if peer else None
+    address = ip_address_of(peer) if peer else None
     return UNKNOWN if address is None else str(address)
 
 
@@ -115,14 +120,14 @@ def parse_node(text: str) -> _Address | str:
         inside, sep, rest = text[1:].partition("]")
         if not sep or (rest and not (rest[0] == ":" and _PORT.fullmatch(rest[1:]))):
             return UNKNOWN
-        address = _address(inside) if ":" in inside else None  # brackets hold IPv6 only
+        address = ip_address_of(inside) if ":" in inside else None  # brackets hold IPv6 only
         return UNKNOWN if address is None else address
     if text.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has at least two colons)
         host, port = text.split(":")
         if not _PORT.fullmatch(port):
             return UNKNOWN
         text = host
-    address = _address(text)
+    address = ip_address_of(text)
     if address is not None:
         return address
     if text.lower() == UNKNOWN:
@@ -258,7 +263,7 @@ class TrustedProxies:
         for entry in entries:
             network = ipaddress.ip_network(entry.strip(), strict=False)  # ValueError: check-config said so
             if network.num_addresses == 1:
-                address = _address(str(network.network_address))
+                address = ip_address_of(str(network.network_address))
                 assert address is not None
                 addresses.add(address)
             else:
@@ -270,7 +275,7 @@ class TrustedProxies:
     def trusts(self, address: _Address | str | None) -> bool:
         """Whether ``address`` (an address, or its text) is a trusted proxy."""
         if isinstance(address, str):
-            address = _address(address)
+            address = ip_address_of(address)
         if address is None:
             return False
         return address in self._addresses or any(address in network for network in self._networks)
@@ -280,7 +285,7 @@ class TrustedProxies:
         if not (self._addresses or self._networks):  # the default: nothing to parse on the hot path
             text = request.remote or UNKNOWN
             return ClientView(text, request.scheme, request.host, (text,))
-        peer = _address(request.remote) if request.remote else None
+        peer = ip_address_of(request.remote) if request.remote else None
         if peer is None or not self.trusts(peer):
             text = UNKNOWN if peer is None else str(peer)
             return ClientView(text, request.scheme, request.host, (text,))

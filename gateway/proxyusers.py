@@ -23,6 +23,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.forwarded import ip_address_of
 from gateway.groups import GroupSource
 
 __all__ = ("HostList", "ProxyUserRule", "ProxyUsers", "host_entry_problem")
@@ -35,17 +36,6 @@ Resolver = Callable[[str], Sequence[str]]
 def _resolve(host: str) -> list[str]:
     infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def _address(text: str) -> _Address | None:
-    """``text`` as an IP address (an IPv4-mapped IPv6 one as IPv4), or ``None``."""
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 def host_entry_problem(entry: str) -> str | None:
@@ -76,11 +66,11 @@ class HostList:
                 self._all = True
             elif "/" in entry:
                 networks.append(ipaddress.ip_network(entry, strict=False))
-            elif (address := _address(entry)) is not None:
+            elif (address := ip_address_of(entry)) is not None:
                 addresses.add(address)
             elif entry:
                 for text in resolve(entry):  # OSError for a name that does not resolve
-                    if (resolved := _address(text)) is not None:
+                    if (resolved := ip_address_of(text)) is not None:
                         addresses.add(resolved)
         self._addresses = frozenset(addresses)
         self._networks = tuple(networks)
@@ -88,7 +78,7 @@ class HostList:
     def includes(self, remote: str | None) -> bool:
         if self._all:
             return True
-        address = _address(remote) if remote else None
+        address = ip_address_of(remote) if remote else None
         if address is None:
             return False
         return address in self._addresses or any(address in network for network in self._networks)

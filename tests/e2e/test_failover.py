@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO, GatewayProcess, free_port, wait_for_port
+from tests.conftest import REPO, GatewayProcess, free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,13 +54,7 @@ class BackendProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

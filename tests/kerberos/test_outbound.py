@@ -26,7 +26,7 @@ import requests
 from hdfs.ext.kerberos import KerberosClient  # type: ignore[import-untyped]
 from requests_gssapi import OPTIONAL, HTTPSPNEGOAuth  # type: ignore[import-untyped]
 
-from tests.conftest import REPO, WORKERS_VARIABLE, free_port, to_toml, wait_for_port
+from tests.conftest import REPO, WORKERS_VARIABLE, free_port, stop_process, to_toml, wait_for_port
 from tests.kerberos.conftest import KdcRealm, gateway_kerberos
 
 pytestmark = pytest.mark.kerberos
@@ -77,13 +77,7 @@ class Backend:
             raise RuntimeError(f"backend did not start:\n{self.log()}") from None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
