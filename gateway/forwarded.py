@@ -39,6 +39,7 @@ __all__ = (
     "TrustedProxies",
     "client_view",
     "ip_address_of",
+    "ip_network_of",
     "parse_forwarded",
     "parse_node",
     "trusted_entry_problem",
@@ -100,6 +101,21 @@ def ip_address_of(text: str) -> _Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def ip_network_of(text: str) -> _Network:
+    """``text`` as a CIDR range (host bits may be set); an IPv4-mapped IPv6 range as the IPv4 one.
+
+    Peers are compared as IPv4 when they come IPv4-mapped (:func:`ip_address_of`),
+    so a range written ``::ffff:10.0.0.0/104`` must be ``10.0.0.0/8`` to
+    match them.  Raises ``ValueError`` for what is no range.
+    """
+    network = ipaddress.ip_network(text, strict=False)
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((int(mapped), network.prefixlen - 96))
+    return network
 
 
 def _normal(peer: str | None) -> str:
@@ -234,7 +250,12 @@ def _host(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    return value if _HOST.fullmatch(value) else None
+    if not _HOST.fullmatch(value):
+        return None
+    _, colon, port = value.rpartition(":")
+    if colon and not value.endswith("]") and not 0 < int(port) < 65536:  # the pattern allows 5 digits
+        return None
+    return value
 
 
 def _last(request: web.Request, name: str) -> str | None:
@@ -261,7 +282,7 @@ class TrustedProxies:
         addresses: set[_Address] = set()
         networks: list[_Network] = []
         for entry in entries:
-            network = ipaddress.ip_network(entry.strip(), strict=False)  # ValueError: check-config said so
+            network = ip_network_of(entry.strip())  # ValueError: check-config said so
             if network.num_addresses == 1:
                 address = ip_address_of(str(network.network_address))
                 assert address is not None

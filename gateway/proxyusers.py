@@ -23,7 +23,7 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gateway.forwarded import ip_address_of
+from gateway.forwarded import ip_address_of, ip_network_of
 from gateway.groups import GroupSource
 
 __all__ = ("HostList", "ProxyUserRule", "ProxyUsers", "host_entry_problem")
@@ -65,7 +65,7 @@ class HostList:
             if entry == "*":
                 self._all = True
             elif "/" in entry:
-                networks.append(ipaddress.ip_network(entry, strict=False))
+                networks.append(ip_network_of(entry))
             elif (address := ip_address_of(entry)) is not None:
                 addresses.add(address)
             elif entry:

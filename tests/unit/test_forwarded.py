@@ -111,6 +111,11 @@ def test_without_trusted_proxies_nothing_is_believed() -> None:
         ((("X-Forwarded-Host", "evil.example/path"),), "http", "gw.internal:14000"),
         ((("X-Forwarded-Host", "a@b"),), "http", "gw.internal:14000"),
         ((("X-Forwarded-Host", ""),), "http", "gw.internal:14000"),
+        # A port no TCP port can be: the header is not believed.
+        ((("X-Forwarded-Host", "files.example.com:65536"),), "http", "gw.internal:14000"),
+        ((("X-Forwarded-Host", "files.example.com:0"),), "http", "gw.internal:14000"),
+        ((("X-Forwarded-Host", "[2001:db8::1]:99999"),), "http", "gw.internal:14000"),
+        ((("X-Forwarded-Host", "files.example.com:65535"),), "http", "files.example.com:65535"),
         ((("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "f.example"), ("X-Forwarded-Port", "8443")),
          "https", "f.example:8443"),
         ((("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "f.example:80"), ("X-Forwarded-Port", "443")),
@@ -245,6 +250,9 @@ def test_trusted_entries_are_addresses_and_ranges_only(entry: str, problem: str 
          ["192.0.2.7", "192.0.2.10", "2001:db8::2"]),
         # An IPv4-mapped entry is the IPv4 address, as a peer on a dual-stack socket is read.
         (["::ffff:192.0.2.9"], ["192.0.2.9", "::ffff:192.0.2.9"], ["192.0.2.8"]),
+        # So is an IPv4-mapped range, host bits and all; ::ffff:0:0/96 is every IPv4 address.
+        (["::ffff:10.1.2.3/104"], ["10.0.0.1", "::ffff:10.255.0.1"], ["11.0.0.1", "::ffff:11.0.0.1", "2001:db8::1"]),
+        (["::ffff:0.0.0.0/96"], ["192.0.2.1", "::ffff:203.0.113.5"], ["2001:db8::1"]),
         # Text that is no address is never trusted, even where every address is.
         (["0.0.0.0/0", "::/0"], ["203.0.113.9", "2001:db8::9"], ["unknown", "_hidden", "", "garbage", None]),
     ],

@@ -157,6 +157,13 @@ def test_a_range_may_be_written_with_host_bits_set_as_hadoop_accepts_it() -> Non
     assert hosts.includes("10.200.0.1") and not hosts.includes("11.0.0.1")
 
 
+def test_an_ipv4_mapped_range_admits_its_ipv4_peers() -> None:
+    # Peers are compared as IPv4 when they come mapped; the range must be read alike.
+    hosts = HostList(["::ffff:10.0.0.0/104"], resolve=fake_dns)
+    assert hosts.includes("10.9.8.7") and hosts.includes("::ffff:10.9.8.7")
+    assert not hosts.includes("11.0.0.1") and not hosts.includes("::ffff:11.0.0.1")
+
+
 def test_an_ipv6_peer_with_a_zone_matches_its_address() -> None:
     hosts = HostList(["fe80::1", "fd00::/8"], resolve=fake_dns)
     assert hosts.includes("fe80::1%eth0") and hosts.includes("fd00::7%2")
