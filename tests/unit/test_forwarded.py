@@ -116,6 +116,7 @@ def test_without_trusted_proxies_nothing_is_believed() -> None:
         ((("X-Forwarded-Host", "files.example.com:0"),), "http", "gw.internal:14000"),
         ((("X-Forwarded-Host", "[2001:db8::1]:99999"),), "http", "gw.internal:14000"),
         ((("X-Forwarded-Host", "files.example.com:65535"),), "http", "files.example.com:65535"),
+        ((("X-Forwarded-Host", "files.example.com:1"),), "http", "files.example.com:1"),
         ((("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "f.example"), ("X-Forwarded-Port", "8443")),
          "https", "f.example:8443"),
         ((("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "f.example:80"), ("X-Forwarded-Port", "443")),
@@ -274,6 +275,12 @@ def test_one_trusted_address_or_one_range_is_enough(entries: list[str], family: 
 
 def test_client_view_without_the_middleware_is_the_peer() -> None:
     assert client_view(request("::ffff:198.51.100.7")) == own("198.51.100.7")
+
+
+@pytest.mark.parametrize("peer", [None, "garbage"])  # no peer address (a mocked or unix-socket request), or none readable
+def test_client_view_of_a_peer_without_an_address_is_unknown(peer: str | None) -> None:
+    made = make_mocked_request("GET", "/x", headers=CIMultiDict([("Host", "gw.internal:14000")])).clone(remote=peer)
+    assert client_view(made) == own("unknown")
 
 
 # -- properties ---------------------------------------------------------------------------
