@@ -9,7 +9,7 @@
    sent is cleared.
 4. Once authenticated, a ``doas`` in the query (any spelling) is honoured
    only where the proxy-user rules allow it (:mod:`gateway.proxyusers`):
-   the request then goes on as that user, :data:`AUTHENTICATED` keeping who
+   the request then goes on as that user, :data:`SESSION` keeping who
    asked; otherwise 403.  The session cookie always names who
    authenticated, never whom it acted for.  The client address the
    rules' ``hosts`` see is the verified one (:mod:`gateway.forwarded`).
@@ -49,7 +49,7 @@ from gateway.groups import StaticGroups
 from gateway.log import auth_logger
 from gateway.proxyusers import ProxyUsers
 
-__all__ = ("AUTHENTICATED", "BY_COOKIE", "HANDSHAKE", "IDENTITY", "REFUSAL", "SESSION", "AuthFilter", "Refusal")
+__all__ = ("BY_COOKIE", "HANDSHAKE", "IDENTITY", "REFUSAL", "SESSION", "AuthFilter", "Refusal")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -71,10 +71,8 @@ class ErrorResponder(Protocol):
 
 IDENTITY = web.RequestKey("identity", SessionToken)
 """Whom the request acts for: the authenticated user, or whom its ``doas`` named."""
-AUTHENTICATED = web.RequestKey("authenticated", str)
-"""The user who authenticated, whoever the request acts for."""
 SESSION = web.RequestKey("session", SessionToken)
-"""The session that authenticated (its user is :data:`AUTHENTICATED`), before any ``doas``."""
+"""The session that authenticated (its user is who authenticated, whoever the request acts for)."""
 BY_COOKIE = web.RequestKey("by_cookie", bool)
 """Whether the session came from the request's cookie (else a scheme authenticated it just now)."""
 
@@ -234,7 +232,6 @@ class AuthFilter:
 
     async def _act(self, request: web.Request, handler: Handler, token: SessionToken) -> web.StreamResponse:
         """Go on as ``token``'s user, or as the one a ``doas`` names where the rules allow it."""
-        request[AUTHENTICATED] = token.user
         request[SESSION] = token
         wanted = {value for value in param_values(request.query_string, "doas") if value}
         if not wanted or wanted == {token.user}:
@@ -265,7 +262,7 @@ class AuthFilter:
                 request[REFUSAL] = (Refusal.ROUTE, "")
                 auth_logger.info(
                     "authorization refused user=%s authenticated=%s remote=%s reason=%s",
-                    acting.user, request[AUTHENTICATED], client_view(request).address, refusal,
+                    acting.user, request[SESSION].user, client_view(request).address, refusal,
                 )
                 return self._error_response(request, 403, refusal)
         request[IDENTITY] = acting

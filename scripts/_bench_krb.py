@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import stop_process
+
 __all__ = (
     "APACHE_MPM", "LoadResult", "apache", "cpu_seconds", "make_requests", "process_tree", "replay_statuses",
     "rss_bytes", "spnego_load", "token_rate",
@@ -216,17 +218,7 @@ def apache(
         print(f"apache2 error log ({len(log_text)} characters), the end:\n{log_text[-4000:]}", file=sys.stderr)
         raise
     finally:
-        stop(proc)  # SIGTERM is Apache's immediate stop; its children go with it.
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate ``proc``, and kill it if it has not gone within 10 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        stop_process(proc)  # SIGTERM is Apache's immediate stop; its children go with it.
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

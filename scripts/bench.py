@@ -63,10 +63,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from _bench_krb import (  # noqa: E402
-    APACHE_MPM, apache, cpu_seconds, process_tree, replay_statuses, rss_bytes, spnego_load, stop, token_rate,
+    APACHE_MPM, apache, cpu_seconds, process_tree, replay_statuses, rss_bytes, spnego_load, token_rate,
 )
 
-from tests.conftest import free_port, to_toml, wait_for_port  # noqa: E402
+from tests.conftest import free_port, stop_process, to_toml, wait_for_port  # noqa: E402
 from tests.kerberos.realm import Realm, missing_tools  # noqa: E402
 
 REALM = "EXAMPLE.COM"
@@ -243,7 +243,7 @@ def process(
             raise RuntimeError(f"{args[0]} did not start: {exc}\n{log.read_text(errors='replace')[-4000:]}") from exc
         yield proc
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def _listening_inodes(port: int) -> set[str]:

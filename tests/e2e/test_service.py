@@ -184,8 +184,12 @@ def test_systemd_hears_ready_reloading_and_stopping(
         notify_socket.recv(4096)
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
 def test_the_systemd_unit_example_is_valid(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        # scripts/test installs systemd; only a hand-made environment lacks it.
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("systemd-analyze is missing under CI (scripts/test installs systemd)", pytrace=False)
+        pytest.skip("needs systemd-analyze")
     unit = (REPO / "conf" / "authgateway.service").read_text()
     assert "\nType=notify\n" in unit and "\nExecReload=/bin/kill -HUP $MAINPID\n" in unit
     stop = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M).group(1))  # type: ignore[union-attr]
