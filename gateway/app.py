@@ -314,6 +314,8 @@ def build_gateway_app(
                     read_timeout=config.backend.read_timeout,
                     pool_timeout=config.backend.pool_timeout,
                     max_connections=config.backend.max_connections,
+                    max_head_size=config.backend.max_response_head_size,
+                    max_headers=config.backend.max_response_headers,
                 )
                 sessions.append(session)
                 backends = BackendSet(
@@ -335,6 +337,8 @@ def build_gateway_app(
                 read_timeout=config.backend.read_timeout,
                 pool_timeout=config.backend.pool_timeout,
                 max_connections=config.backend.max_connections,
+                max_head_size=config.backend.max_response_head_size,
+                max_headers=config.backend.max_response_headers,
             )
             sessions.append(data_session)
             app[_DATA_SESSION] = data_session

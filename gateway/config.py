@@ -173,6 +173,13 @@ class BackendConfig:
         default=10.0, metadata=_help("seconds a request may wait for a free backend connection (504 after)")
     )
     max_connections: int = field(default=256, metadata=_help("connections to the backend at most, pooled"))
+    max_response_head_size: int = field(
+        default=32768,
+        metadata=_help("bytes of a backend answer's status line and headers at most (as nginx's proxy_buffer_size; 502 after)"),
+    )
+    max_response_headers: int = field(
+        default=100, metadata=_help("header lines of a backend answer at most (502 after)")
+    )
     failover_attempts: int = field(
         default=3, metadata=_help("backends of a route's list one request is tried on at most, each once")
     )
@@ -889,6 +896,12 @@ def _check(config: Config, name: Names = str) -> list[str]:
             problems.append(f"{name(f'backend.{key}')} = {getattr(backend, key)}: must be positive")
     if backend.max_connections < 1:
         problems.append(f"{name('backend.max_connections')} = {backend.max_connections}: must be at least 1")
+    if backend.max_response_head_size < 1024:
+        problems.append(
+            f"{name('backend.max_response_head_size')} = {backend.max_response_head_size}: must be at least 1024"
+        )
+    if backend.max_response_headers < 1:
+        problems.append(f"{name('backend.max_response_headers')} = {backend.max_response_headers}: must be at least 1")
     if backend.dialect not in DIALECTS:
         problems.append(
             f"{name('backend.dialect')} = {backend.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"

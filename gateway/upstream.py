@@ -23,6 +23,13 @@ What it holds to:
   connection is then never reused);
 * a broken, garbled or cut-short answer a :class:`BackendError`; an answer
   without a length read until the backend closes;
+* a head (status line and header lines, interim heads included) of at most
+  ``max_head_size`` bytes and ``max_headers`` lines, as nginx's
+  ``proxy_buffer_size`` bounds it: a larger one is a
+  :class:`HeadTooLargeError`, found while it comes, so no more of it is held;
+* the answer ends where its framing says: a byte after it (a second answer
+  nobody asked for, or garbage) is never parsed nor handed over, and the
+  connection is dropped at once;
 * a connection back in the pool only after a complete answer to a complete
   request, with keep-alive on both sides and nothing after it; everything
   else, cancellation included, aborts it (never a graceful close: that
@@ -41,14 +48,16 @@ import httptools
 from yarl import URL
 
 __all__ = (
-    "BackendError", "BodySender", "ConnectError", "ConnectTimeoutError", "Connection", "InterimAnswerError", "Origin", "ResponseHead",
-    "UpstreamClient",
+    "DEFAULT_MAX_HEADERS", "DEFAULT_MAX_HEAD_SIZE", "BackendError", "BodySender", "ConnectError", "ConnectTimeoutError",
+    "Connection", "HeadTooLargeError", "InterimAnswerError", "Origin", "ResponseHead", "UpstreamClient",
 )
 
 IDLE_TIMEOUT: Final = 15.0  # seconds an unused keep-alive connection is kept (as aiohttp's client)
 _PASSED_OVER = frozenset({100, 103})  # RFC 9110 15.2.1 and RFC 8297: safe to drop
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # no Content-Length: 0 added for these
 _HEAD_END = b"\r\n\r\n"
+DEFAULT_MAX_HEAD_SIZE: Final = 32 * 1024  # bytes of an answer's head (nginx: proxy_buffer_size, 4-8 KiB; Kerberos wants more)
+DEFAULT_MAX_HEADERS: Final = 100  # header lines of an answer (Apache's LimitRequestFields for requests)
 
 
 class BackendError(Exception):
@@ -69,6 +78,10 @@ class ConnectTimeoutError(TimeoutError):
 
 class InterimAnswerError(BackendError):
     """The backend sent a 1xx that a proxy can neither relay nor pass over."""
+
+
+class HeadTooLargeError(BackendError):
+    """The backend's answer head is over ``max_head_size`` bytes or ``max_headers`` lines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +169,8 @@ class Connection(asyncio.Protocol):
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._heads = 0  # heads parsed in this exchange, interim ones included (for HEAD)
         self._seen: list[bytes] = []  # what came, for a HEAD request only
+        self._head_bytes = 0  # bytes of heads parsed in this exchange, interim ones included
+        self._fed = 0  # bytes that came while no final head was complete
 
     @property
     def answered(self) -> bool:
@@ -187,10 +202,19 @@ class Connection(asyncio.Protocol):
                     self._check_head_end()
                 elif self._head is not None and self._head.status == 101:
                     self._after = True
+                elif self._complete:
+                    # Bytes after a complete answer: never parsed nor handed over.
+                    self._after = True
+                    self._abort_transport()
                 else:
                     self._fail(BackendError(f"the backend's answer is garbled: {exc}"))
             else:
-                self._fail(self._error)  # set by a callback (an interim answer)
+                self._fail(self._error)  # set by a callback (an interim answer, a head too large)
+        if self._head is None and self._error is None:
+            # llhttp holds a header line until it ends: bound what may pile up meanwhile.
+            self._fed += len(data)
+            if self._fed > self._client.max_head_size:
+                self._fail(HeadTooLargeError(f"the answer's head is over {self._client.max_head_size} bytes"))
         self._wake()
 
     def eof_received(self) -> bool | None:
@@ -220,14 +244,26 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._complete:
             self._after = True
+            raise _Stop  # a second answer: not one byte of it is parsed
         self._status_line = b""
         self._raw_headers = []
 
     def on_status(self, status: bytes) -> None:
         self._status_line += status
+        self._count_head(len(status))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw_headers.append((name, value))
+        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
+        if len(self._raw_headers) > self._client.max_headers:
+            self._error = HeadTooLargeError(f"the answer has over {self._client.max_headers} header lines")
+            raise _Stop
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._client.max_head_size:
+            self._error = HeadTooLargeError(f"the answer's head is over {self._client.max_head_size} bytes")
+            raise _Stop
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -527,12 +563,21 @@ class UpstreamClient:
     """
 
     def __init__(
-        self, *, connect_timeout: float, read_timeout: float, pool_timeout: float, max_connections: int
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_timeout: float,
+        max_connections: int,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.pool_timeout = pool_timeout
         self.max_connections = max_connections
+        self.max_head_size = max_head_size
+        self.max_headers = max_headers
         self._in_use = 0  # connections handed out or being opened
         self._waiters: list[asyncio.Future[None]] = []
         self._idle: dict[Origin, dict[Connection, None]] = {}
