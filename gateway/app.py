@@ -206,7 +206,9 @@ def build_gateway_app(
             request[ROUTE] = router.resolve(target.partition("?")[0])
         except AmbiguousPath as exc:
             request[ROUTE] = exc.route
-            return route_error(request, 400, "The path leads elsewhere once decoded: write it without escapes or dot segments")
+            return route_error(
+                request, 400, "The path leads elsewhere once decoded: write it without escapes, dot segments or ;parameters"
+            )
         request[_TARGET] = target
         if request_log is None:
             return await handler(request)

@@ -495,3 +495,25 @@ async def test_a_route_admits_only_its_users_and_groups(
     # The open route admits everyone who authenticated.
     resp, _ = await guarded.get(f"/a{query}", headers={"Cookie": f"hadoop.auth={mint(user)}"})
     assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1;/paths//a/exists", "/api/v1;jsessionid=1/paths//a/exists", "/x/..;/api/v1/paths//a/exists",
+     "/api;/v1/paths//a/exists"],
+)
+async def test_path_parameters_do_not_lead_around_a_routes_users(guarded: Setup, path: str) -> None:
+    """Jetty and Tomcat (HttpFS, the NameNode) read ``/api/v1;x/...`` as ``/api/v1/...``: so must the routing,
+    or the ``/`` route would carry dave to what ``/api/v1/`` keeps from him."""
+    resp, raw = await guarded.get(path, headers={"Cookie": f"hadoop.auth={mint('dave')}"})
+    assert resp.status == 400, raw
+    assert json.loads(raw)["exception"] == "IllegalArgumentException"  # the "/" route's (Hoop's) format
+    assert b"main" not in raw
+
+
+async def test_path_parameters_inside_a_route_still_reach_it(guarded: Setup) -> None:
+    # Within one route a ';' changes nothing about who may go where: passed on byte for byte.
+    for path in ("/a;b/c?op=list", "/a%3Bb?op=list"):
+        resp, raw = await guarded.get(path, headers={"Cookie": f"hadoop.auth={mint('dave')}"})
+        assert resp.status == 200, raw
+        assert json.loads(raw)["raw_path"] == f"{path}&user.name=dave"

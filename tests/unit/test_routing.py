@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
+import urllib.parse
 
 import pytest
 import yarl
@@ -46,6 +48,9 @@ def router(*prefixes: str) -> Router:
         ("/api/v1/paths//a//b/./exists", "/api/v1/"),
         ("/x/%2e%2e/y", "/"),
         ("//x", "/"),
+        ("/webhdfs/v1/a;b/c", "/webhdfs/v1/"),  # a path parameter inside the route: Jetty's reading agrees
+        ("/webhdfs/v1/a%3Bb", "/webhdfs/v1/"),  # an escaped ';' is part of the name, never a parameter
+        ("/webhdfs%3B/v1/a", "/"),  # a directory "webhdfs;" to Jetty too
     ],
 )
 def test_the_longest_prefix_wins(path: str, prefix: str) -> None:
@@ -64,6 +69,12 @@ def test_the_longest_prefix_wins(path: str, prefix: str) -> None:
         ("/webhdfs/v1/../../x", "/"),
         ("/webhdfs/v1/%2e%2e/x", "/webhdfs/"),
         ("/api/v1/streams/./../x", "/api/v1/"),
+        # Jetty and Tomcat drop a segment's ";parameters" before they map a path.
+        ("/webhdfs;/v1/a", "/webhdfs/v1/"),
+        ("/api/v1;jsessionid=1/paths//a/exists", "/api/v1/"),
+        ("/webhdfs/v1;x", "/webhdfs/v1/"),
+        ("/x/..;/webhdfs/v1/a", "/webhdfs/v1/"),
+        ("/;x/api/v1/paths//a", "/api/v1/"),
     ],
 )
 def test_a_path_that_decodes_into_another_route_is_ambiguous(path: str, decoded_route: str) -> None:
@@ -74,10 +85,11 @@ def test_a_path_that_decodes_into_another_route_is_ambiguous(path: str, decoded_
     assert str(caught.value) == decoded_route
 
 
-@given(st.text(alphabet="/.%2efwebhdsv1api", max_size=24))
+@given(st.text(alphabet="/.%2efwebhdsv1api;3B=", max_size=24))
 def test_a_path_resolves_as_a_backend_would_read_it_or_not_at_all(tail: str) -> None:
-    """What an aiohttp backend sees (escapes decoded), and that with its dot segments resolved
-    (as Jetty does), both lead to the route the gateway chose."""
+    """What an aiohttp backend sees (escapes decoded), that with its dot segments resolved,
+    and what Jetty sees (each segment's ``;parameters`` dropped, then decoded and resolved)
+    all lead to the route the gateway chose."""
     r = router("/", "/webhdfs/v1/", "/webhdfs/", "/api/v1/", "/api/v1/streams/")
     path = "/" + tail
     try:
@@ -88,6 +100,9 @@ def test_a_path_resolves_as_a_backend_would_read_it_or_not_at_all(tail: str) -> 
     assert r.resolve(seen) is route
     normal = posixpath.normpath("/" + seen.lstrip("/")) + ("/" if seen.endswith("/") else "")
     assert r.resolve(normal.replace("//", "/")) is route
+    jetty = urllib.parse.unquote(re.sub(r";[^/]*", "", path))
+    jetty = posixpath.normpath("/" + jetty.lstrip("/")) + ("/" if jetty.endswith("/") else "")
+    assert r.resolve(jetty.replace("//", "/")) is route
 
 
 def test_order_of_declaration_does_not_matter() -> None:
