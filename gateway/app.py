@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from authplugins import AuthScheme, scheme_class
-from gateway.authfilter import IDENTITY, AuthFilter
+from gateway.authfilter import IDENTITY, SESSION, AuthFilter
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing, LiveKeys
 from gateway.dialects import DIALECTS, DataNodeRedirects
@@ -247,13 +247,15 @@ def build_gateway_app(
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
             user = request[IDENTITY].user
-            if dialect.datanodes is not None and dialect.datanodes.is_signed(request[_TARGET]):
-                step = dialect.datanodes.verify(user, request[_TARGET])
+            if dialect.datanodes is not None and dialect.datanodes.is_data_step(request[_TARGET]):
+                step = dialect.datanodes.open(
+                    request[_TARGET], user=request[SESSION].user, effective=user, method=request.method
+                )
                 if step is None:
                     response = dialect.error_response(403, "The data-node redirect is not valid for this user")
                     response.force_close()
                     return response
-                # The signed target came from the NameNode: forwarded as it is, with the identity.
+                # The sealed target came from the NameNode: forwarded as it is, with the identity.
                 node, target = step
                 proxy = UpstreamProxy(
                     node,

@@ -11,7 +11,7 @@ from yarl import URL
 
 from authplugins.query import iter_params
 from gateway.forwarded import client_view
-from gateway.proxy import BodyRewriter
+from gateway.proxy import BodyRewriter, origin_form
 from gateway.wire import Fault, WireFormat, webhdfs
 
 from ._base import Dialect
@@ -35,8 +35,9 @@ class WebHdfsDialect(Dialect):
     def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
         """Also a NameNode's redirect to a DataNode, in the ``Location`` header or in the JSON of a
         ``noredirect=true`` answer: with data-node patterns, to a gateway URL that carries the target
-        signed for this user; for a node no pattern allows (every node, without patterns), dropped:
-        a client never learns, nor is sent to, an address behind the gateway."""
+        in an opaque handle (:mod:`gateway.dialects._datanode`); for a node no pattern allows (every
+        node, without patterns), dropped: a client never learns, nor is sent to, an address or a
+        credential behind the gateway."""
         location = headers.get(hdrs.LOCATION)
         if location is not None and self._foreign(location, request):
             del headers[hdrs.LOCATION]
@@ -50,15 +51,21 @@ class WebHdfsDialect(Dialect):
         return rewriter
 
     def _foreign(self, location: str, request: web.Request) -> bool:
-        """Whether ``location`` names neither the backend nor this gateway (as the client addressed it)."""
+        """Whether ``location`` leaves the gateway: it names neither the backend nor this gateway as a
+        trusted proxy vouches the gateway was addressed.  The client's own ``Host`` proves nothing:
+        sent as ``datanode:9864``, it would make that DataNode's URL look like the gateway's."""
+        if location.startswith("//"):  # scheme-relative: another host
+            return True
         match = _ABSOLUTE.match(location)
         if match is None or self._backend_relative(location) is not None:
             return False
+        client = client_view(request)
+        if not client.vouched:
+            return True
         try:
             url = URL(match.group(0))
         except ValueError:
             return True
-        client = client_view(request)
         try:
             gateway = URL(f"{client.scheme}://{client.host}")
         except ValueError:  # a Host no URL can carry: nothing is the gateway
@@ -66,19 +73,28 @@ class WebHdfsDialect(Dialect):
         return (url.scheme.lower(), (url.host or "").lower(), url.port) != (gateway.scheme, gateway.host, gateway.port)
 
     def _signed_location(self, location: str, request: web.Request) -> str | None:
-        user = _user(request)
+        """The gateway URL for the data step at ``location``, or ``None`` when it may not be followed."""
+        from gateway.authfilter import IDENTITY, SESSION  # here: the filter is above the dialects
+
+        acting, session = request.get(IDENTITY), request.get(SESSION)
         try:
             url = URL(location, encoded=True)
         except ValueError:
             return None
-        if not url.host or self.datanodes is None or user is None or url.scheme not in ("http", "https"):
+        if not url.host or self.datanodes is None or acting is None or session is None:
+            return None
+        if url.scheme not in ("http", "https"):
             return None
         node = f"{url.host}:{url.port}"
         if not self.datanodes.allowed(node):
             return None
-        signed = self.datanodes.sign(user, f"{url.scheme}://{node}", url.raw_path_qs)
+        path, _, query = (origin_form(request.raw_path) or "/").partition("?")
+        sealed = self.datanodes.seal(
+            user=session.user, effective=acting.user, method=request.method, path=path, client_query=query,
+            scheme_node=f"{url.scheme}://{node}", target=url.raw_path_qs,
+        )
         client = client_view(request)
-        return f"{client.scheme}://{client.host}{signed}"
+        return f"{client.scheme}://{client.host}{path}?{sealed}"
 
 
 class _NoRedirectBody:
@@ -135,10 +151,3 @@ _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # scheme and autho
 
 def _is_json_answer(headers: CIMultiDict[str]) -> bool:
     return headers.get(hdrs.CONTENT_TYPE, "").partition(";")[0].strip().lower() == "application/json"
-
-
-def _user(request: web.Request) -> str | None:
-    from gateway.authfilter import IDENTITY  # here: the filter is above the dialects
-
-    token = request.get(IDENTITY)
-    return None if token is None else token.user
