@@ -207,7 +207,8 @@ def build_gateway_app(
         except AmbiguousPath as exc:
             request[ROUTE] = exc.route
             return route_error(
-                request, 400, "The path leads elsewhere once decoded: write it without escapes, dot segments or ;parameters"
+                request, 400,
+                "The path leads elsewhere once decoded: write it without escapes, dot segments or ;parameters",
             )
         request[_TARGET] = target
         if request_log is None:

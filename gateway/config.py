@@ -175,7 +175,9 @@ class BackendConfig:
     max_connections: int = field(default=256, metadata=_help("connections to the backend at most, pooled"))
     max_response_head_size: int = field(
         default=32768,
-        metadata=_help("bytes of a backend answer's status line and headers at most (as nginx's proxy_buffer_size; 502 after)"),
+        metadata=_help(
+            "bytes of a backend answer's status line and headers at most (as nginx's proxy_buffer_size; 502 after)"
+        ),
     )
     max_response_headers: int = field(
         default=100, metadata=_help("header lines of a backend answer at most (502 after)")

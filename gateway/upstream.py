@@ -56,7 +56,8 @@ IDLE_TIMEOUT: Final = 15.0  # seconds an unused keep-alive connection is kept (a
 _PASSED_OVER = frozenset({100, 103})  # RFC 9110 15.2.1 and RFC 8297: safe to drop
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # no Content-Length: 0 added for these
 _HEAD_END = b"\r\n\r\n"
-DEFAULT_MAX_HEAD_SIZE: Final = 32 * 1024  # bytes of an answer's head (nginx: proxy_buffer_size, 4-8 KiB; Kerberos wants more)
+# Bytes of an answer's head: nginx's proxy_buffer_size is 4-8 KiB; Kerberos headers want more.
+DEFAULT_MAX_HEAD_SIZE: Final = 32 * 1024
 DEFAULT_MAX_HEADERS: Final = 100  # header lines of an answer (Apache's LimitRequestFields for requests)
 
 
@@ -169,7 +170,6 @@ class Connection(asyncio.Protocol):
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._heads = 0  # heads parsed in this exchange, interim ones included (for HEAD)
         self._seen: list[bytes] = []  # what came, for a HEAD request only
-        self._head_bytes = 0  # bytes of heads parsed in this exchange, interim ones included
         self._fed = 0  # bytes that came while no final head was complete
 
     @property
@@ -188,6 +188,8 @@ class Connection(asyncio.Protocol):
             self._abort_transport()
             return
         self._received = True
+        if self._head is None:
+            self._fed += len(data)  # all head, or the head and more: only past the limit is it measured
         if self._timing:
             self._last_read = self._loop.time()
         if self._head_only:
@@ -210,11 +212,9 @@ class Connection(asyncio.Protocol):
                     self._fail(BackendError(f"the backend's answer is garbled: {exc}"))
             else:
                 self._fail(self._error)  # set by a callback (an interim answer, a head too large)
-        if self._head is None and self._error is None:
-            # llhttp holds a header line until it ends: bound what may pile up meanwhile.
-            self._fed += len(data)
-            if self._fed > self._client.max_head_size:
-                self._fail(HeadTooLargeError(f"the answer's head is over {self._client.max_head_size} bytes"))
+        if self._head is None and self._error is None and self._fed > self._client.max_head_size:
+            # No head yet from more bytes than a head may have (llhttp holds a header line until it ends).
+            self._fail(HeadTooLargeError(f"the answer's head is over {self._client.max_head_size} bytes"))
         self._wake()
 
     def eof_received(self) -> bool | None:
@@ -250,20 +250,9 @@ class Connection(asyncio.Protocol):
 
     def on_status(self, status: bytes) -> None:
         self._status_line += status
-        self._count_head(len(status))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw_headers.append((name, value))
-        self._count_head(len(name) + len(value) + 4)  # ": " and CRLF
-        if len(self._raw_headers) > self._client.max_headers:
-            self._error = HeadTooLargeError(f"the answer has over {self._client.max_headers} header lines")
-            raise _Stop
-
-    def _count_head(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self._client.max_head_size:
-            self._error = HeadTooLargeError(f"the answer's head is over {self._client.max_head_size} bytes")
-            raise _Stop
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -274,9 +263,16 @@ class Connection(asyncio.Protocol):
                 return
             self._error = InterimAnswerError(f"unexpected interim answer {code}")
             raise _Stop
+        client = self._client
+        if len(self._raw_headers) > client.max_headers:
+            self._error = HeadTooLargeError(f"the answer has over {client.max_headers} header lines")
+            raise _Stop
         headers: list[tuple[str, str]] = []
         length: int | None = None
         te: str | None = None
+        if self._fed > client.max_head_size and _head_size(self._status_line, self._raw_headers) > client.max_head_size:
+            self._error = HeadTooLargeError(f"the answer's head is over {client.max_head_size} bytes")
+            raise _Stop
         for raw_name, raw_value in self._raw_headers:
             name = raw_name.decode("utf-8", "surrogateescape")
             value = raw_value.decode("utf-8", "surrogateescape").strip(" \t")
@@ -553,6 +549,11 @@ class Connection(asyncio.Protocol):
                 return
         if end + len(_HEAD_END) != len(seen):
             self._after = True
+
+
+def _head_size(status: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """The bytes of a head with this reason phrase and these header lines (as sent, give or take blanks)."""
+    return len(status) + 15 + sum(len(name) + len(value) + 4 for name, value in headers)  # "HTTP/1.1 200 ", ": ", CRLFs
 
 
 class UpstreamClient:
