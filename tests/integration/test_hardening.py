@@ -19,7 +19,7 @@ import pytest
 from multidict import CIMultiDict
 from yarl import URL
 
-from tests.faulty_backend import Exchange, FaultyBackend, behaviours
+from tests.faulty_backend import Behaviour, Exchange, FaultyBackend, behaviours
 from tests.integration.gwsetup import ServerFactory, Setup, mint, start_gateway
 
 Start = Callable[..., Awaitable[tuple[Setup, FaultyBackend]]]
@@ -347,6 +347,15 @@ async def test_bytes_after_a_complete_answer_are_never_relayed(faulty: Start, an
     assert backend.accepted == 2
 
 
+async def test_a_second_answer_is_never_relayed(faulty: Start) -> None:
+    s, backend = await faulty(behaviours.second_answer())
+    for _ in range(3):
+        resp, body = await s.get("/f?user.name=bob")
+        assert (resp.status, body) == (200, b"ok")
+    await backend.wait_released()
+    assert backend.accepted == 3  # never a kept-alive connection with a stale answer in it
+
+
 async def test_bytes_after_a_complete_answer_drop_the_connection_mid_stream(faulty: Start) -> None:
     big = b"x" * (256 * 1024)  # streamed, not read whole
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(big), big) + SMUGGLED
@@ -357,15 +366,16 @@ async def test_bytes_after_a_complete_answer_drop_the_connection_mid_stream(faul
 
 
 @pytest.mark.parametrize(
-    "head",
+    "behaviour",
     [
-        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70 * 1024 + b"\r\nContent-Length: 2\r\n\r\nok",
-        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(5000)) + b"Content-Length: 2\r\n\r\nok",
-        b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * 1024 * 1024,  # never ends: bounded while it comes
+        behaviours.oversized_head(70 * 1024),
+        behaviours.oversized_head(5000 * 2, lines=5000),
+        behaviours.raw(b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * 1024 * 1024, then_stall=True),  # bounded as it comes
     ],
+    ids=["70KiB", "5000-lines", "endless"],
 )
-async def test_a_backend_head_over_the_limits_is_a_502(faulty: Start, head: bytes) -> None:
-    s, backend = await faulty(behaviours.raw(head, then_stall=True))
+async def test_a_backend_head_over_the_limits_is_a_502(faulty: Start, behaviour: Behaviour) -> None:
+    s, backend = await faulty(behaviour)
     resp, body = await s.get("/f?user.name=bob")
     assert resp.status == 502, body[:200]
     assert json.loads(body)["message"] == "the backend's answer head is too large"
