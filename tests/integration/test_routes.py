@@ -323,12 +323,15 @@ def namenode(datanode: str) -> web.Application:
     return app
 
 
-@pytest.fixture
-async def datanode_setup(tmp_path: Path, aiohttp_server: ServerFactory) -> tuple[Setup, str]:
+async def datanode_gateway(tmp_path: Path, aiohttp_server: ServerFactory, server: str = "") -> tuple[Setup, str]:
+    """A gateway with a WebHDFS route to a :func:`namenode` whose DataNode a pattern allows; the DataNode's URL.
+    ``server``: lines for ``[server]``."""
     main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
     dn = str((await aiohttp_server(echo("datanode"))).make_url("")).rstrip("/")
     nn = str((await aiohttp_server(namenode(dn))).make_url("")).rstrip("/")
     routes = f"""
+[server]
+{server}
 [[routes]]
 prefix = "/webhdfs/v1/"
 backend = "{nn}"
@@ -336,6 +339,11 @@ dialect = "webhdfs"
 datanodes = ["127.0.0.1:*"]
 """
     return await start_gateway(aiohttp_server, tmp_path, main, routes), dn
+
+
+@pytest.fixture
+async def datanode_setup(tmp_path: Path, aiohttp_server: ServerFactory) -> tuple[Setup, str]:
+    return await datanode_gateway(tmp_path, aiohttp_server)
 
 
 BEHIND = ("delegation", "NN-TOKEN", "namenoderpcaddress", "nn.internal", "8020")
@@ -463,26 +471,13 @@ async def test_only_a_trusted_proxy_vouches_for_the_gateways_own_urls(
     """A backend that names the gateway as ``X-Forwarded-Host`` said (the embedded backend's upload
     redirect) keeps its URL when a trusted proxy gave that host; from a direct client, whose ``Host``
     is only its word, the same URL is no data node a pattern allows: dropped."""
-    main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
-    dn = str((await aiohttp_server(echo("datanode"))).make_url("")).rstrip("/")
-    nn = str((await aiohttp_server(namenode(dn))).make_url("")).rstrip("/")
-    routes = f"""
-[server]
-trusted_proxies = ["127.0.0.1"]
-[[routes]]
-prefix = "/webhdfs/v1/"
-backend = "{nn}"
-dialect = "webhdfs"
-datanodes = ["127.0.0.1:*"]
-"""
-    setup = await start_gateway(aiohttp_server, tmp_path, main, routes)
+    setup, _ = await datanode_gateway(tmp_path, aiohttp_server, 'trusted_proxies = ["127.0.0.1"]')
     bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
     resp, _ = await setup.get("/webhdfs/v1/self?op=OPEN",
                               headers={**bob, "X-Forwarded-Host": "gw.example", "X-Forwarded-Proto": "https"})
     assert resp.headers["Location"].startswith("https://gw.example/webhdfs/v1/self?op=OPEN&namenoderpc")
     (tmp_path / "direct").mkdir()
-    direct = await start_gateway(aiohttp_server, tmp_path / "direct", main, routes.replace(
-        'trusted_proxies = ["127.0.0.1"]', "trusted_proxies = []"))
+    direct, _ = await datanode_gateway(tmp_path / "direct", aiohttp_server)
     resp, _ = await direct.get("/webhdfs/v1/self?op=OPEN", headers={**bob, "Host": "gw.example"})
     assert resp.status == 307 and "Location" not in resp.headers
 
