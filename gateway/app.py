@@ -265,7 +265,9 @@ def build_gateway_app(
                     cookie_names={config.cookie.name, "hadoop.auth"},
                     send_timeout=config.backend.send_timeout,
                 )
-                return await proxy.forward(request, dialect.forward_verbatim(request, target, user), None)
+                return await proxy.forward(
+                    request, dialect.forward_verbatim(request, target, user), dialect.datanodes.answer_headers
+                )
             return await request.app[_PROXIES][request[ROUTE].backend_urls].forward(
                 request,
                 dialect.forward(request, request[_TARGET], user),

@@ -12,7 +12,10 @@ and its target sealed with the user who authenticated, the user acted for,
 the method, the path, the operation and an expiry.  The gateway proxies the
 data step only when the handle opens (a key in force, not expired), grants
 exactly that request, and the node still matches one of the route's
-data-node patterns; anything else is refused, never followed.
+data-node patterns; anything else is refused, never followed.  The node's
+answer names the file in the NameNode's terms (CREATE's ``201`` carries
+``Location: hdfs://<namenoderpcaddress>/path``): the client gets the
+gateway's URL of the path it used instead.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Sequence
 
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
 from authplugins.query import encode_param, iter_params
+from gateway.forwarded import client_view
 from gateway.handles import Handles
+from gateway.proxy import BodyRewriter, origin_form
 
 __all__ = ("HANDLE_PARAM", "DataNodeRedirects")
 
@@ -111,3 +119,14 @@ class DataNodeRedirects:
         if not sep or scheme not in ("http", "https") or not self.allowed(host_port):
             return None
         return node, target
+
+    @staticmethod
+    def answer_headers(headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
+        """Point a data node's ``Location`` and ``Content-Location`` at the gateway's URL of the step's path
+        (what the client used; the handle granted it), whatever the node wrote; the body is the file's."""
+        for name in (hdrs.LOCATION, hdrs.CONTENT_LOCATION):
+            if name in headers:
+                client = client_view(request)
+                path = (origin_form(request.raw_path) or "/").partition("?")[0]
+                headers[name] = f"{client.scheme}://{client.host}{path}"
+        return None

@@ -323,11 +323,27 @@ def namenode(datanode: str) -> web.Application:
     return app
 
 
+def datanode() -> web.Application:
+    """Echoes as :func:`echo` does, with the ``Location`` a DataNode's CREATE answers 201 with: the file in
+    the NameNode's own terms (Hadoop's ``WebHdfsHandler``: ``hdfs://<namenoderpcaddress><path>``)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        doc = {"backend": "datanode", "raw_path": request.raw_path,
+               "headers": [[k, v] for k, v in request.headers.items()]}
+        await request.read()
+        return web.json_response(doc, status=201 if request.query.get("op") == "CREATE" else 200,
+                                 headers={"Location": f"hdfs://nn.internal:8020{request.path}"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
 async def datanode_gateway(tmp_path: Path, aiohttp_server: ServerFactory, server: str = "") -> tuple[Setup, str]:
     """A gateway with a WebHDFS route to a :func:`namenode` whose DataNode a pattern allows; the DataNode's URL.
     ``server``: lines for ``[server]``."""
     main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
-    dn = str((await aiohttp_server(echo("datanode"))).make_url("")).rstrip("/")
+    dn = str((await aiohttp_server(datanode())).make_url("")).rstrip("/")
     nn = str((await aiohttp_server(namenode(dn))).make_url("")).rstrip("/")
     routes = f"""
 [server]
@@ -370,7 +386,9 @@ async def test_a_datanode_redirect_goes_through_the_gateway_as_an_opaque_handle(
     target = assert_opaque(resp.headers["Location"], setup, dn)
     assert target.startswith("/webhdfs/v1/a?op=CREATE&user.name=root&authgateway.handle=")
     resp, raw = await setup.request("PUT", target, headers=bob, data=b"data")
-    assert resp.status == 200, raw
+    assert resp.status == 201, raw
+    # The DataNode names the file as hdfs://<namenoderpcaddress>/...: the client gets the gateway's URL of it.
+    assert resp.headers["Location"] == f"{setup.url}/webhdfs/v1/a"
     doc = json.loads(raw)
     assert doc["backend"] == "datanode"
     # The NameNode's query, its token too, reaches the data node as the NameNode wrote it.
@@ -399,7 +417,7 @@ async def test_a_cookieless_client_follows_the_handle_with_its_own_user_name(
     assert resp.status == 307
     target = assert_opaque(resp.headers["Location"], setup, dn)
     resp, raw = await setup.request("PUT", target, data=b"data")
-    assert resp.status == 200, raw
+    assert resp.status == 201, raw
     assert json.loads(raw)["backend"] == "datanode"
 
 
@@ -416,7 +434,8 @@ async def test_a_handle_is_good_for_its_method_only(
     assert resp.status == 403, raw
     assert json.loads(raw)["RemoteException"]["exception"] == "AccessControlException"
     resp, raw = await setup.request(made_for, target, headers=bob)
-    assert resp.status == 200 and json.loads(raw)["backend"] == "datanode"
+    assert resp.status == (200 if made_for == "GET" else 201) and json.loads(raw)["backend"] == "datanode"
+    assert resp.headers["Location"] == f"{setup.url}/webhdfs/v1/a"
 
 
 async def test_a_redirect_to_a_node_no_pattern_allows_is_dropped(datanode_setup: tuple[Setup, str]) -> None:
