@@ -5,6 +5,7 @@ spoofing is scrubbed on every route."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -638,3 +639,21 @@ async def test_path_parameters_inside_a_route_still_reach_it(guarded: Setup) -> 
         resp, raw = await guarded.get(path, headers={"Cookie": f"hadoop.auth={mint('dave')}"})
         assert resp.status == 200, raw
         assert json.loads(raw)["raw_path"] == f"{path}&user.name=dave"
+
+
+async def test_hdfscli_writes_and_reads_through_the_handles(datanode_setup: tuple[Setup, str]) -> None:
+    """A real WebHDFS client (HdfsCLI, no cookie jar across its calls: user.name on each) follows the
+    opaque redirects for CREATE and OPEN as it followed the NameNode's own."""
+    import hdfs
+
+    setup, _ = datanode_setup
+    client = hdfs.InsecureClient(setup.url, user="bob")
+
+    def work() -> bytes:
+        client.write("/a", data=b"hello", overwrite=True)
+        with client.read("/a") as reader:
+            return bytes(reader.read())
+
+    doc = json.loads(await asyncio.to_thread(work))
+    assert doc["backend"] == "datanode"
+    assert doc["raw_path"] == "/webhdfs/v1/a?op=OPEN&namenoderpcaddress=nn.internal:8020&user.name=bob&delegation=NN-TOKEN"
