@@ -51,26 +51,35 @@ class WebHdfsDialect(Dialect):
         return rewriter
 
     def _foreign(self, location: str, request: web.Request) -> bool:
-        """Whether ``location`` leaves the gateway: it names neither the backend nor this gateway as a
-        trusted proxy vouches the gateway was addressed.  The client's own ``Host`` proves nothing:
-        sent as ``datanode:9864``, it would make that DataNode's URL look like the gateway's."""
+        """Whether ``location`` leaves the gateway: it names neither the backend nor this gateway.
+
+        A backend that writes the gateway's own URLs (the embedded backend, run on its own, from the
+        ``X-Forwarded-*`` the gateway sent) names the gateway as the client addressed it.  That is
+        believed from a trusted proxy (:attr:`~gateway.forwarded.ClientView.vouched`); the client's
+        own ``Host`` proves nothing by itself: sent as ``datanode:9864``, it would make that
+        DataNode's URL look like the gateway's.  So from a direct client the URL is the gateway's
+        only on a route without data-node patterns (one with them is a NameNode's, which never
+        writes the gateway's URLs) and on the port the client's connection reached.
+        """
         if location.startswith("//"):  # scheme-relative: another host
             return True
         match = _ABSOLUTE.match(location)
         if match is None or self._backend_relative(location) is not None:
             return False
-        client = client_view(request)
-        if not client.vouched:
-            return True
         try:
             url = URL(match.group(0))
         except ValueError:
             return True
+        client = client_view(request)
         try:
             gateway = URL(f"{client.scheme}://{client.host}")
         except ValueError:  # a Host no URL can carry: nothing is the gateway
             return True
-        return (url.scheme.lower(), (url.host or "").lower(), url.port) != (gateway.scheme, gateway.host, gateway.port)
+        if (url.scheme.lower(), (url.host or "").lower(), url.port) != (gateway.scheme, gateway.host, gateway.port):
+            return True
+        if client.vouched:
+            return False
+        return self.datanodes is not None or url.port != _local_port(request)
 
     def _signed_location(self, location: str, request: web.Request) -> str | None:
         """The gateway URL for the data step at ``location``, or ``None`` when it may not be followed."""
@@ -147,6 +156,13 @@ class _NoRedirectBody:
 
 _REFUSED_NODE = "the data node is not one this gateway may forward to"
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # scheme and authority
+
+
+def _local_port(request: web.Request) -> int | None:
+    """The port of the gateway's own socket the request came in on (``None`` off TCP)."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    return sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
 
 
 def _is_json_answer(headers: CIMultiDict[str]) -> bool:

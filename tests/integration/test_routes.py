@@ -340,9 +340,11 @@ def datanode() -> web.Application:
     return app
 
 
-async def datanode_gateway(tmp_path: Path, aiohttp_server: ServerFactory, server: str = "") -> tuple[Setup, str]:
+async def datanode_gateway(
+    tmp_path: Path, aiohttp_server: ServerFactory, server: str = "", datanodes: str = '["127.0.0.1:*"]'
+) -> tuple[Setup, str]:
     """A gateway with a WebHDFS route to a :func:`namenode` whose DataNode a pattern allows; the DataNode's URL.
-    ``server``: lines for ``[server]``."""
+    ``server``: lines for ``[server]``; ``datanodes``: the route's patterns."""
     main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
     dn = str((await aiohttp_server(datanode())).make_url("")).rstrip("/")
     nn = str((await aiohttp_server(namenode(dn))).make_url("")).rstrip("/")
@@ -353,7 +355,7 @@ async def datanode_gateway(tmp_path: Path, aiohttp_server: ServerFactory, server
 prefix = "/webhdfs/v1/"
 backend = "{nn}"
 dialect = "webhdfs"
-datanodes = ["127.0.0.1:*"]
+datanodes = {datanodes}
 """
     return await start_gateway(aiohttp_server, tmp_path, main, routes), dn
 
@@ -490,7 +492,7 @@ async def test_only_a_trusted_proxy_vouches_for_the_gateways_own_urls(
 ) -> None:
     """A backend that names the gateway as ``X-Forwarded-Host`` said (the embedded backend's upload
     redirect) keeps its URL when a trusted proxy gave that host; from a direct client, whose ``Host``
-    is only its word, the same URL is no data node a pattern allows: dropped."""
+    is only its word, only when it names the port the client's connection reached."""
     setup, _ = await datanode_gateway(tmp_path, aiohttp_server, 'trusted_proxies = ["127.0.0.1"]')
     bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
     resp, _ = await setup.get("/webhdfs/v1/self?op=OPEN",
@@ -498,7 +500,18 @@ async def test_only_a_trusted_proxy_vouches_for_the_gateways_own_urls(
     assert resp.headers["Location"].startswith("https://gw.example/webhdfs/v1/self?op=OPEN&namenoderpc")
     (tmp_path / "direct").mkdir()
     direct, _ = await datanode_gateway(tmp_path / "direct", aiohttp_server)
-    resp, _ = await direct.get("/webhdfs/v1/self?op=OPEN", headers={**bob, "Host": "gw.example"})
+    port = direct.url.rpartition(":")[2]
+    for host in ("gw.example", f"localhost:{port}"):
+        resp, _ = await direct.get("/webhdfs/v1/self?op=OPEN", headers={**bob, "Host": host})
+        assert resp.status == 307 and "Location" not in resp.headers, host
+    # Without data-node patterns (a backend like the embedded one, not a NameNode), from a direct
+    # client, the gateway's own URL on the port its connection reached is believed; another is not.
+    (tmp_path / "plain").mkdir()
+    plain, _ = await datanode_gateway(tmp_path / "plain", aiohttp_server, datanodes="[]")
+    port = plain.url.rpartition(":")[2]
+    resp, _ = await plain.get("/webhdfs/v1/self?op=OPEN", headers={**bob, "Host": f"localhost:{port}"})
+    assert resp.headers["Location"].startswith(f"http://localhost:{port}/webhdfs/v1/self?op=OPEN&namenoderpc")
+    resp, _ = await plain.get("/webhdfs/v1/forged?op=OPEN", headers={**bob, "Host": "10.9.9.9:9864"})
     assert resp.status == 307 and "Location" not in resp.headers
 
 
