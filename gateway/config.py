@@ -267,6 +267,13 @@ class EmbeddedConfig:
         default=36000,
         metadata=_help('kerberos: seconds the "hadoop.auth" cookie it sets after a handshake is valid'),
     )
+    ls_limit: int = field(
+        default=1000,
+        metadata=_help(
+            "entries per LISTSTATUS_BATCH answer and per page of every streamed listing, as HDFS's "
+            "dfs.ls.limit; a listing holds at most 8 pages of names, whatever the directory's size"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1002,6 +1009,9 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             problems.append(
                 f"{name('embedded.cookie_validity')} = {embedded.cookie_validity}: must be a positive number of seconds"
             )
+    for key, value in (("ls_limit", embedded.ls_limit),):
+        if value <= 0:
+            problems.append(f"{name('embedded.' + key)} = {value}: must be a positive number")
     for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses
         try:
             parse_groups([entry])

@@ -44,6 +44,7 @@ from ..store import (
     parse_target,
 )
 from . import Face
+from ._listing import send_listing
 from ._transfer import send_file
 
 __all__ = ("FACE", "PREFIX", "handle")
@@ -230,7 +231,7 @@ async def _get_status(
 async def _list_status(
     request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
 ) -> web.StreamResponse:
-    return _json([_file_info(inode) for inode in await store.list(principal, parts)])
+    return await send_listing(request, store.list_pages(principal, parts), _file_info)
 
 
 async def _open_file(

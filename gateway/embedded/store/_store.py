@@ -18,12 +18,11 @@ import fcntl
 import hashlib
 import logging
 import os
-import re
 import shutil
 import struct
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 
 from ...config import EmbeddedConfig
 from ._errors import BadRequestError, NotFoundError
+from ._glob import Glob
 from ._host import HostTree, is_missing
 from ._io import CHUNK_SIZE, FileSink, FileSource, finish, finish_future
 from ._meta import InodeMeta, MetaStore
@@ -47,13 +47,16 @@ from ...groups import GroupSource
 from ._perm import DEFAULT_DIR_PERM, FsAction, GroupMap, Principal, parse_groups
 from ._streams import StreamKind, StreamRecord, StreamTable
 
-__all__ = ("Body", "ContentSummary", "FileChecksum", "Reader", "Store")
+__all__ = ("Body", "ContentSummary", "FileChecksum", "Page", "Reader", "Store")
 
 logger = logging.getLogger("gateway.embedded")
 
 _IO_THREADS = 4
 STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
 STREAM_SWEEP_S = 60.0  # how often the app's lifetime removes expired streams
+# How many pages of names one pass over a directory keeps (see Store.list_pages):
+# fewer passes over a big directory against more names held per listing.
+_PAGES_PER_PASS = 8
 
 
 def _now_ms() -> int:
@@ -116,6 +119,14 @@ class ContentSummary:
     files: int
     length: int
     space_consumed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One batch of a listing and how many entries follow it (HDFS's ``remainingEntries``)."""
+
+    entries: list[Inode]
+    remaining: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +219,9 @@ class Store:
             supergroup=config.supergroup,
         )
         self.umask = umask
+        if config.ls_limit <= 0:
+            raise ValueError(f"embedded.ls_limit = {config.ls_limit}: must be a positive number of entries")
+        self.ls_limit = config.ls_limit
         self._ns: Namespace | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._streams: StreamTable | None = None
@@ -350,14 +364,72 @@ class Store:
         check_not_reserved(parts)
         return self.ns.existing(principal, parts)
 
-    async def list(self, principal: Principal, parts: Parts, pattern: re.Pattern[str] | None = None) -> list[Inode]:
-        """A directory's entries, or the file itself; only names ``pattern`` matches whole."""
+    async def list_batch(self, principal: Principal, parts: Parts, start_after: str) -> Page:
+        """The first ``ls_limit`` entries after ``start_after`` in name order (HDFS's ``getListing``).
+
+        A file is its own listing.  Each call reads the directory once,
+        holding at most ``ls_limit`` names, whatever its size.
+        """
         check_not_reserved(parts)
-        target = self.ns.existing(principal, parts)
-        entries = self.ns.list_children(principal, target) if target.is_dir else [target]
-        if pattern is not None:
-            entries = [e for e in entries if pattern.fullmatch(e.parts[-1] if e.parts else "")]
-        return entries
+        target = self.ns.listable(principal, parts)
+        if not target.is_dir:
+            return Page([target], 0)
+        names, remaining = await self._next_names(target, start_after, self.ls_limit, None)
+        return Page(await self._entries(target, names), remaining)
+
+    async def list_pages(
+        self, principal: Principal, parts: Parts, glob: Glob | None = None
+    ) -> AsyncGenerator[Page, None]:
+        """Every entry (only names ``glob`` matches, when given), ``ls_limit`` at a time, in name order.
+
+        Yields at least one page, the first once the listing is allowed, so a
+        refusal comes before anything is sent.  Each pass over the directory
+        keeps the next :data:`_PAGES_PER_PASS` pages of names, then stats and
+        yields them a page at a time: memory stays bounded by ``ls_limit``
+        however big the directory and however slowly the caller takes pages,
+        and the event loop runs between pages.  As the NameNode's streamed
+        listing does, each pass checks the permission again and goes on after
+        the last name listed, so entries made or removed meanwhile show or
+        not, but none shows twice.
+        """
+        check_not_reserved(parts)
+        after = ""
+        while True:
+            target = self.ns.listable(principal, parts)
+            if not target.is_dir:
+                matched = glob is None or glob.matches(target.parts[-1] if target.parts else "")
+                yield Page([target] if matched else [], 0)
+                return
+            names, rest = await self._next_names(target, after, self.ls_limit * _PAGES_PER_PASS, glob)
+            if not names:
+                yield Page([], 0)
+                return
+            for start in range(0, len(names), self.ls_limit):
+                batch = names[start : start + self.ls_limit]
+                yield Page(await self._entries(target, batch), len(names) - start - len(batch) + rest)
+            if not rest:
+                return
+            after = names[-1]
+
+    async def _next_names(self, directory: Inode, after: str, count: int, glob: Glob | None) -> tuple[list[str], int]:
+        """:meth:`HostTree.next_names` on the I/O pool: a big directory's pass never holds the loop."""
+        hidden = RESERVED_NAME if not directory.parts else None
+        accept = None if glob is None else glob.matches
+        try:
+            found: tuple[list[str], int] = await self.run(
+                self.ns.host.next_names, directory.parts, after, count, accept, hidden
+            )
+        except OSError as exc:
+            raise self.ns.listing_failure(exc, directory) from exc
+        return found
+
+    async def _entries(self, directory: Inode, names: list[str]) -> list[Inode]:
+        """The inodes of ``names`` in ``directory`` (stat on the I/O pool), those still there."""
+        try:
+            found = await self.run(self.ns.host.stat_names, directory.parts, names)
+        except OSError as exc:
+            raise self.ns.listing_failure(exc, directory) from exc
+        return self.ns.entries_at(directory, found)
 
     async def content_summary(self, principal: Principal, parts: Parts) -> ContentSummary:
         """Count the subtree at ``parts``; READ_EXECUTE is needed on every directory in it, as in HDFS.
