@@ -274,6 +274,13 @@ class EmbeddedConfig:
             "dfs.ls.limit; a listing holds at most 8 pages of names, whatever the directory's size"
         ),
     )
+    max_write_streams: int = field(
+        default=64,
+        metadata=_help(
+            "open Alluxio write streams (create-file) one user may hold at once; more are refused "
+            "with RESOURCE_EXHAUSTED until one is closed or expires"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1009,7 +1016,7 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             problems.append(
                 f"{name('embedded.cookie_validity')} = {embedded.cookie_validity}: must be a positive number of seconds"
             )
-    for key, value in (("ls_limit", embedded.ls_limit),):
+    for key, value in (("ls_limit", embedded.ls_limit), ("max_write_streams", embedded.max_write_streams)):
         if value <= 0:
             problems.append(f"{name('embedded.' + key)} = {value}: must be a positive number")
     for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses

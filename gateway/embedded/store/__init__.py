@@ -18,6 +18,7 @@ from ._errors import (
     NotEmptyError,
     NotFoundError,
     ParentNotDirectoryError,
+    QuotaExceededError,
 )
 from ._glob import Glob, GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
@@ -48,6 +49,7 @@ __all__ = (
     "NotEmptyError",
     "NotFoundError",
     "ParentNotDirectoryError",
+    "QuotaExceededError",
     "Page",
     "Parts",
     "Principal",

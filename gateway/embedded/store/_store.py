@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ...config import EmbeddedConfig
-from ._errors import BadRequestError, NotFoundError
+from ._errors import BadRequestError, NotFoundError, QuotaExceededError
 from ._glob import Glob
 from ._host import HostTree, is_missing
 from ._io import CHUNK_SIZE, FileSink, FileSource, finish, finish_future
@@ -222,6 +222,9 @@ class Store:
         if config.ls_limit <= 0:
             raise ValueError(f"embedded.ls_limit = {config.ls_limit}: must be a positive number of entries")
         self.ls_limit = config.ls_limit
+        if config.max_write_streams <= 0:
+            raise ValueError(f"embedded.max_write_streams = {config.max_write_streams}: must be a positive number")
+        self.max_write_streams = config.max_write_streams
         self._ns: Namespace | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._streams: StreamTable | None = None
@@ -785,12 +788,21 @@ class Store:
             raise host_failure(exc, hdfs_path(parts)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # in use until recorded (see start)
-            return self.streams.add(
-                principal.name, StreamKind.WRITE, hdfs_path(parts), expires_ms=_now_ms() + self.stream_ttl_ms,
-                temp=temp[-1], overwrite=overwrite, perm=perm, replication=replication, blocksize=block_size,
+            now = _now_ms()
+            stream_id = self.streams.add_within(
+                self.max_write_streams, now, principal.name, StreamKind.WRITE, hdfs_path(parts),
+                expires_ms=now + self.stream_ttl_ms, temp=temp[-1], overwrite=overwrite, perm=perm,
+                replication=replication, blocksize=block_size,
             )
         finally:
             await finish(self.pool, lambda: os.close(fd))
+        if stream_id is None:
+            await finish(self.pool, lambda: self.ns.discard(temp))
+            raise QuotaExceededError(
+                f"User {principal.name} has {self.max_write_streams} write streams open, the most allowed: "
+                "close one (or let it expire) first"
+            )
+        return stream_id
 
     async def stream_write(self, principal: Principal, stream_id: int, body: Body, expected: int | None) -> int:
         """Append ``body`` to the write stream; return how many bytes it took."""

@@ -86,17 +86,47 @@ class StreamTable:
         blocksize: int = 0,
     ) -> int:
         """Record a new stream under a fresh random id; return the id."""
+        values = (owner, kind.value, path, temp, int(overwrite), perm, replication, blocksize, expires_ms)
+        stream_id = self._insert(f"INSERT INTO stream ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)", values)
+        assert stream_id is not None
+        return stream_id
+
+    def add_within(
+        self,
+        most: int,
+        now_ms: int,
+        owner: str,
+        kind: StreamKind,
+        path: str,
+        *,
+        expires_ms: int,
+        temp: str | None = None,
+        overwrite: bool = False,
+        perm: int | None = None,
+        replication: int = 0,
+        blocksize: int = 0,
+    ) -> int | None:
+        """:meth:`add`, unless ``owner`` already has ``most`` unexpired streams of ``kind``: then ``None``.
+
+        The count and the insert are one statement, so processes racing
+        cannot pass the limit together.
+        """
+        values = (owner, kind.value, path, temp, int(overwrite), perm, replication, blocksize, expires_ms)
+        return self._insert(
+            f"INSERT INTO stream ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? WHERE "
+            "(SELECT COUNT(*) FROM stream WHERE owner = ? AND kind = ? AND expires_ms > ?) < ?",
+            (*values, owner, kind.value, now_ms, most),
+        )
+
+    def _insert(self, statement: str, values: tuple[object, ...]) -> int | None:
+        """Run ``statement`` with a fresh random id before ``values``; the id, or ``None`` if it added nothing."""
         while True:
             stream_id = 1 + secrets.randbelow(_MAX_ID)
             try:
-                self._db.execute(
-                    f"INSERT INTO stream ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                    (stream_id, owner, kind.value, path, temp, int(overwrite), perm, replication, blocksize,
-                     expires_ms),
-                )
-                return stream_id
+                added = self._db.execute(statement, (stream_id, *values)).rowcount
             except sqlite3.IntegrityError:
                 continue  # that id is taken: draw again
+            return stream_id if added == 1 else None
 
     def get(self, stream_id: int) -> StreamRecord | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM stream WHERE id = ?", (stream_id,)).fetchone()
