@@ -231,6 +231,7 @@ class Store:
         self.stream_ttl_ms = STREAM_TTL_MS
         self.stream_sweep_s = STREAM_SWEEP_S
         self._append_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._passes = asyncio.Semaphore(1)  # listing passes over a directory (see _next_names)
 
     @property
     def ns(self) -> Namespace:
@@ -419,9 +420,12 @@ class Store:
         hidden = RESERVED_NAME if not directory.parts else None
         accept = None if glob is None else glob.matches
         try:
-            found: tuple[list[str], int] = await self.run(
-                self.ns.host.next_names, directory.parts, after, count, accept, hidden
-            )
+            # A pass is Python work holding the GIL: two at once would take the
+            # event loop's share of it, not finish sooner.  So one at a time.
+            async with self._passes:
+                found: tuple[list[str], int] = await self.run(
+                    self.ns.host.next_names, directory.parts, after, count, accept, hidden
+                )
         except OSError as exc:
             raise self.ns.listing_failure(exc, directory) from exc
         return found
