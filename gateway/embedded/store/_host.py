@@ -130,20 +130,6 @@ class HostTree:
         with self.parent(parts) as (dfd, name):
             os.mkdir(name, HOST_DIR_MODE, dir_fd=dfd)
 
-    def list_dir(self, parts: Parts) -> list[tuple[str, os.stat_result]]:
-        """The visible entries of directory ``parts`` whose names are valid UTF-8."""
-        entries = []
-        with self.open_dir(parts) as dfd:
-            for name in os.listdir(dfd):
-                try:
-                    name.encode("utf-8")
-                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                except (UnicodeEncodeError, FileNotFoundError):
-                    continue
-                if _visible(st):
-                    entries.append((name, st))
-        return entries
-
     def next_names(
         self, parts: Parts, after: str, count: int, accept: Callable[[str], bool] | None, hidden: str | None
     ) -> tuple[list[str], int]:

@@ -223,22 +223,6 @@ class Namespace:
                 f"parent={parent.path}"
             )
 
-    def list_children(self, principal: Principal, directory: Inode) -> list[Inode]:
-        """The entries of ``directory`` in name order (READ_EXECUTE needed), all at once.
-
-        For walks over small directories; listings go a batch at a time
-        (:meth:`listable`, :meth:`HostTree.next_names`, :meth:`entries_at`).
-        """
-        self.require(principal, directory, FsAction.READ | FsAction.EXECUTE)
-        try:
-            entries = self.host.list_dir(directory.parts)
-        except OSError as exc:
-            raise self.listing_failure(exc, directory) from exc
-        if not directory.parts:
-            entries = [(n, st) for n, st in entries if n != RESERVED_NAME]
-        entries.sort(key=lambda e: e[0].encode("utf-8"))
-        return self.entries_at(directory, entries)
-
     def listable(self, principal: Principal, parts: Parts) -> Inode:
         """The inode at ``parts``, which the principal may list: READ_EXECUTE on a directory, as HDFS asks."""
         target = self.existing(principal, parts)

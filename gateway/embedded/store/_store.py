@@ -441,8 +441,9 @@ class Store:
     async def content_summary(self, principal: Principal, parts: Parts) -> ContentSummary:
         """Count the subtree at ``parts``; READ_EXECUTE is needed on every directory in it, as in HDFS.
 
-        Directories are listed one at a time, letting other requests run in
-        between; one that vanishes meanwhile is skipped.
+        Directories are listed one at a time, a page at a time
+        (:meth:`list_pages`), letting other requests run in between; one that
+        vanishes meanwhile is skipped.
         """
         check_not_reserved(parts)
         top = self.ns.existing(principal, parts)
@@ -454,19 +455,17 @@ class Store:
             directory = pending.pop()
             directories += 1
             try:
-                entries = self.ns.list_children(principal, directory)
+                async for page in self.list_pages(principal, directory.parts):
+                    for entry in page.entries:  # (a directory replaced by a file meanwhile lists that file)
+                        if entry.is_dir:
+                            pending.append(entry)
+                        else:
+                            files += 1
+                            length += entry.length
+                            space += entry.length * entry.meta.replication
             except NotFoundError:
                 if directory is top:
                     raise
-                continue
-            for entry in entries:
-                if entry.is_dir:
-                    pending.append(entry)
-                else:
-                    files += 1
-                    length += entry.length
-                    space += entry.length * entry.meta.replication
-            await asyncio.sleep(0)
         return ContentSummary(directories, files, length, space)
 
     async def file_checksum(self, principal: Principal, parts: Parts) -> FileChecksum:
