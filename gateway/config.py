@@ -270,8 +270,9 @@ class EmbeddedConfig:
     ls_limit: int = field(
         default=1000,
         metadata=_help(
-            "entries per LISTSTATUS_BATCH answer and per page of every streamed listing, as HDFS's "
-            "dfs.ls.limit; a listing holds at most 8 pages of names, whatever the directory's size"
+            "entries per LISTSTATUS_BATCH answer, as HDFS's dfs.ls.limit; a streamed listing (LISTSTATUS, "
+            "list, list-status) reads 8 times this many names per pass and holds no more, whatever the "
+            "directory's size"
         ),
     )
     max_write_streams: int = field(
