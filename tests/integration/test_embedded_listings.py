@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.embedded import BACKEND_KEY
 from tests.integration.embedded import (
     Backend,
     backend,  # noqa: F401  (the fixture)
@@ -162,3 +163,18 @@ async def test_glob_syntax(backend: Backend, pattern: str, names: list[str]) -> 
         reply.failure(400, "IllegalArgumentException")
         return
     assert sorted(e["path"].rsplit("/", 1)[1] for e in reply.json()) == sorted(names)
+
+
+async def test_a_directory_replaced_by_a_file_mid_listing_ends_it(paged: Backend) -> None:
+    """Each pass resolves the path again: a file found there then ends the listing, never joins it."""
+    for i in range(30):
+        by_hand(paged, f"/user/bob/many/{i:02d}", b"")
+    store = paged.runner.app[BACKEND_KEY] if paged.runner else None
+    assert store is not None
+    pages = store.list_pages(store.principal("bob"), ("user", "bob", "many"))
+    first_pass = [await anext(pages) for _ in range(8)]  # 8 x ls_limit names a pass, 3 a page
+    assert [e.parts[-1] for page in first_pass for e in page.entries] == [f"{i:02d}" for i in range(24)]
+    many = paged.root / "user" / "bob" / "many"
+    many.rename(many.with_name("gone"))
+    many.write_bytes(b"now a file")
+    assert [page async for page in pages] == []

@@ -405,8 +405,9 @@ class Store:
         while True:
             target = self.ns.listable(principal, parts)
             if not target.is_dir:
-                matched = glob is None or glob.matches(target.parts[-1] if target.parts else "")
-                yield Page([target] if matched else [], 0)
+                if not after:  # a file lists itself; a directory replaced by one meanwhile ends here
+                    matched = glob is None or glob.matches(target.parts[-1] if target.parts else "")
+                    yield Page([target] if matched else [], 0)
                 return
             names, rest = await self._next_names(target, after, self.ls_limit * _PAGES_PER_PASS, glob)
             if not names:
