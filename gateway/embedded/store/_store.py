@@ -780,7 +780,7 @@ class Store:
         self.expire_streams()
         inode, fd = self.ns.open_for_read(principal, parts)
         await finish(self.pool, lambda: os.close(fd))
-        return self.streams.add(principal.name, StreamKind.READ, inode.path, expires_ms=_now_ms() + self.stream_ttl_ms)
+        return self.streams.add_read(principal.name, inode.path, expires_ms=_now_ms() + self.stream_ttl_ms)
 
     async def open_write_stream(
         self, principal: Principal, parts: Parts, *, overwrite: bool, perm: int | None, replication: int,
@@ -798,10 +798,10 @@ class Store:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # in use until recorded (see start)
             now = _now_ms()
-            stream_id = self.streams.add_within(
-                self.max_write_streams, now, principal.name, StreamKind.WRITE, hdfs_path(parts),
-                expires_ms=now + self.stream_ttl_ms, temp=temp[-1], overwrite=overwrite, perm=perm,
-                replication=replication, blocksize=block_size,
+            stream_id = self.streams.add_write(
+                principal.name, hdfs_path(parts), expires_ms=now + self.stream_ttl_ms, temp=temp[-1],
+                overwrite=overwrite, perm=perm, replication=replication, blocksize=block_size,
+                most=self.max_write_streams, now_ms=now,
             )
         finally:
             await finish(self.pool, lambda: os.close(fd))

@@ -72,50 +72,40 @@ class StreamTable:
     def close(self) -> None:
         self._db.close()
 
-    def add(
-        self,
-        owner: str,
-        kind: StreamKind,
-        path: str,
-        *,
-        expires_ms: int,
-        temp: str | None = None,
-        overwrite: bool = False,
-        perm: int | None = None,
-        replication: int = 0,
-        blocksize: int = 0,
-    ) -> int:
-        """Record a new stream under a fresh random id; return the id."""
-        values = (owner, kind.value, path, temp, int(overwrite), perm, replication, blocksize, expires_ms)
-        stream_id = self._insert(f"INSERT INTO stream ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)", values)
-        assert stream_id is not None
+    def add_read(self, owner: str, path: str, *, expires_ms: int) -> int:
+        """Record a new read stream under a fresh random id; return the id."""
+        stream_id = self._insert(
+            f"INSERT INTO stream ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, 0, 0, NULL, 0, 0, ?)",
+            (owner, StreamKind.READ.value, path, expires_ms),
+        )
+        assert stream_id is not None  # an unconditional insert always adds
         return stream_id
 
-    def add_within(
+    def add_write(
         self,
-        most: int,
-        now_ms: int,
         owner: str,
-        kind: StreamKind,
         path: str,
         *,
         expires_ms: int,
-        temp: str | None = None,
-        overwrite: bool = False,
-        perm: int | None = None,
-        replication: int = 0,
-        blocksize: int = 0,
+        temp: str,
+        overwrite: bool,
+        perm: int | None,
+        replication: int,
+        blocksize: int,
+        most: int,
+        now_ms: int,
     ) -> int | None:
-        """:meth:`add`, unless ``owner`` already has ``most`` unexpired streams of ``kind``: then ``None``.
+        """Record a new write stream and return its id, unless ``owner`` already has ``most`` unexpired ones: ``None``.
 
         The count and the insert are one statement, so processes racing
         cannot pass the limit together.
         """
-        values = (owner, kind.value, path, temp, int(overwrite), perm, replication, blocksize, expires_ms)
+        kind = StreamKind.WRITE.value
         return self._insert(
             f"INSERT INTO stream ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? WHERE "
             "(SELECT COUNT(*) FROM stream WHERE owner = ? AND kind = ? AND expires_ms > ?) < ?",
-            (*values, owner, kind.value, now_ms, most),
+            (owner, kind, path, temp, int(overwrite), perm, replication, blocksize, expires_ms, owner, kind, now_ms,
+             most),
         )
 
     def _insert(self, statement: str, values: tuple[object, ...]) -> int | None:
