@@ -276,6 +276,21 @@ class EmbeddedConfig:
         default=36000,
         metadata=_help('kerberos: seconds the "hadoop.auth" cookie it sets after a handshake is valid'),
     )
+    ls_limit: int = field(
+        default=1000,
+        metadata=_help(
+            "entries per LISTSTATUS_BATCH answer, as HDFS's dfs.ls.limit; a streamed listing (LISTSTATUS, "
+            "list, list-status) reads 8 times this many names per pass and holds no more, whatever the "
+            "directory's size"
+        ),
+    )
+    max_write_streams: int = field(
+        default=64,
+        metadata=_help(
+            "open Alluxio write streams (create-file) one user may hold at once; more are refused "
+            "with RESOURCE_EXHAUSTED until one is closed or expires"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1017,6 +1032,9 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             problems.append(
                 f"{name('embedded.cookie_validity')} = {embedded.cookie_validity}: must be a positive number of seconds"
             )
+    for key, value in (("ls_limit", embedded.ls_limit), ("max_write_streams", embedded.max_write_streams)):
+        if value <= 0:
+            problems.append(f"{name('embedded.' + key)} = {value}: must be a positive number")
     for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses
         try:
             parse_groups([entry])

@@ -6,7 +6,7 @@ Alluxio's REST proxy answers every failed call with HTTP 500 and an
 from any answer that is not 200.  File system failures therefore get 500
 as there.  Failures that mean something to HTTP itself keep their status:
 a 401 must stay 401 for a client to answer the challenge, and 413, 417,
-502, 503 and 504 tell proxies and load balancers what happened.
+429, 502, 503 and 504 tell proxies and load balancers what happened.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
     Fault.BACKEND_UNAVAILABLE: (502, "UNAVAILABLE"),
     Fault.UNAVAILABLE: (503, "UNAVAILABLE"),
     Fault.BACKEND_TIMEOUT: (504, "DEADLINE_EXCEEDED"),
+    Fault.QUOTA_EXCEEDED: (429, "RESOURCE_EXHAUSTED"),
 })
 """Each fault's HTTP status and Alluxio ``Status`` name."""
 

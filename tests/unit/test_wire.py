@@ -38,6 +38,7 @@ def test_every_table_covers_every_fault(table: Mapping[Fault, object]) -> None:
         (Fault.EXPECTATION_FAILED, 417, "GatewayException"),
         (Fault.PAYLOAD_TOO_LARGE, 413, "GatewayException"),
         (Fault.IO_FAILURE, 500, "IOException"),
+        (Fault.QUOTA_EXCEEDED, 429, "QuotaExceededException"),
         (Fault.BACKEND_UNAVAILABLE, 502, "BackendUnavailableException"),
         (Fault.UNAVAILABLE, 503, "ServiceUnavailableException"),
         (Fault.BACKEND_TIMEOUT, 504, "BackendTimeoutException"),

@@ -18,12 +18,13 @@ from ._errors import (
     NotEmptyError,
     NotFoundError,
     ParentNotDirectoryError,
+    QuotaExceededError,
 )
-from ._glob import GlobError, compile_glob
+from ._glob import Glob, GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
 from ._paths import Parts, check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
 from ._perm import Principal, format_permission, parse_groups, parse_permission
-from ._store import SMALL_READ, STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Reader, Store
+from ._store import SMALL_READ, STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Page, Reader, Store
 from ._streams import StreamKind
 
 __all__ = (
@@ -39,6 +40,7 @@ __all__ = (
     "ContentSummary",
     "FileChecksum",
     "FsError",
+    "Glob",
     "GlobError",
     "IOFailureError",
     "Inode",
@@ -47,6 +49,8 @@ __all__ = (
     "NotEmptyError",
     "NotFoundError",
     "ParentNotDirectoryError",
+    "QuotaExceededError",
+    "Page",
     "Parts",
     "Principal",
     "Reader",
