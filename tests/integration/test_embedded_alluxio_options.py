@@ -46,7 +46,7 @@ async def test_malformed_options_are_invalid_argument(
     reply = await backend.call(
         "POST", f"{P}/user/bob/x/{action}", data=body, headers={"Content-Type": "application/json"}
     )
-    message = alluxio_error(reply, "INVALID_ARGUMENT")
+    message = alluxio_error(reply, "INVALID_ARGUMENT", 400)
     assert len(message) < 200, message  # a bad value is quoted cut short
     assert not [r for r in caplog.records if "internal failure" in r.getMessage()]
 

@@ -95,7 +95,7 @@ def test_webhdfs(fault: Fault, status: int, java_class: str) -> None:
 @pytest.mark.parametrize(
     ("fault", "status", "code"),
     [
-        (Fault.BAD_REQUEST, 500, "INVALID_ARGUMENT"),
+        (Fault.BAD_REQUEST, 400, "INVALID_ARGUMENT"),
         (Fault.UNAUTHENTICATED, 401, "UNAUTHENTICATED"),
         (Fault.ACCESS_DENIED, 500, "PERMISSION_DENIED"),
         (Fault.NOT_FOUND, 500, "NOT_FOUND"),
