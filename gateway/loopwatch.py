@@ -70,7 +70,8 @@ class LoopWatch:
         self._handle: asyncio.TimerHandle | None = None
         self._fd = -1
         self._due = 0.0
-        self._run_delay = 0
+        self._on_cpu = 0  # ns, schedstat's first field at the last check
+        self._run_delay = 0  # ns, its second
 
     @property
     def discounts_cpu_wait(self) -> bool:
@@ -81,7 +82,7 @@ class LoopWatch:
         self._loop = asyncio.get_running_loop()
         try:
             self._fd = os.open(SCHEDSTAT, os.O_RDONLY | os.O_CLOEXEC)
-            self._run_delay = self._read_run_delay()
+            self._on_cpu, self._run_delay = self._read_schedstat()
         except (OSError, ValueError, IndexError):
             self._close()
             server_logger.warning(
@@ -100,9 +101,10 @@ class LoopWatch:
             os.close(self._fd)
             self._fd = -1
 
-    def _read_run_delay(self) -> int:
+    def _read_schedstat(self) -> tuple[int, int]:
         # schedstat: "<ns on the CPU> <ns runnable, waiting for one> <timeslices>"
-        return int(os.pread(self._fd, 96, 0).split()[1])
+        on_cpu, run_delay, _ = os.pread(self._fd, 96, 0).split()
+        return int(on_cpu), int(run_delay)
 
     def _schedule(self, now: float) -> None:
         assert self._loop is not None
@@ -112,26 +114,32 @@ class LoopWatch:
     def _tick(self) -> None:
         now = time.monotonic()
         late = now - self._due
-        waited = 0.0
+        waited = ran = -1.0
         if self._fd >= 0:
             try:
-                run_delay = self._read_run_delay()
-            except (OSError, ValueError, IndexError):  # never seen; stop discounting rather than fail
+                on_cpu, run_delay = self._read_schedstat()
+            except (OSError, ValueError):  # never seen; stop discounting rather than fail
                 self._close()
             else:
-                waited = (run_delay - self._run_delay) * _NS
-                self._run_delay = run_delay
-        held = late - waited
+                ran, waited = (on_cpu - self._on_cpu) * _NS, (run_delay - self._run_delay) * _NS
+                self._on_cpu, self._run_delay = on_cpu, run_delay
+        held = late - max(waited, 0.0)
         if held > self.threshold:
-            self._stalled(held, waited)
+            self._stalled(held, ran, waited)
         self._schedule(now)
 
-    def _stalled(self, held: float, waited: float) -> None:
+    def _stalled(self, held: float, ran: float, waited: float) -> None:
         self.stalls += 1
         self.longest = max(self.longest, held)
-        server_logger.warning(
-            "event loop blocked for %.0f ms (pid %d; %.0f ms more spent waiting for a CPU, not counted)",
-            held * 1000, os.getpid(), waited * 1000,
-        )
+        if waited < 0:
+            server_logger.warning("event loop blocked for %.0f ms (pid %d)", held * 1000, os.getpid())
+        else:
+            # On the CPU: our code computing; the rest of the held time: blocked in a system call (a lock,
+            # the disk, a name service).  Both figures cover the whole time since the last check.
+            server_logger.warning(
+                "event loop blocked for %.0f ms (pid %d; %.0f ms on the CPU since the last check; %.0f ms more "
+                "spent waiting for a CPU, not counted)",
+                held * 1000, os.getpid(), ran * 1000, waited * 1000,
+            )
         if self._on_stall is not None:
             self._on_stall(held)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -42,9 +43,16 @@ def test_a_loop_held_by_a_blocking_call_is_reported_with_how_long(caplog: pytest
     # At most one period (5 ms) short, and never more than the block plus scheduling noise.
     assert 0.19 <= watch.longest == seen[0] <= 0.3
     assert f"event loop blocked for {seen[0] * 1000:.0f} ms (pid {os.getpid()};" in caplog.text
+    assert _on_cpu_ms(caplog.text) < 50  # it slept: the line tells a blocking call from a computation
 
 
-def test_a_loop_held_on_the_cpu_is_reported() -> None:
+def _on_cpu_ms(text: str) -> int:
+    found = re.search(r"; (\d+) ms on the CPU since the last check;", text)
+    assert found, text
+    return int(found[1])
+
+
+def test_a_loop_held_on_the_cpu_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> LoopWatch:
         watch = LoopWatch(0.02)
         watch.start()
@@ -59,6 +67,7 @@ def test_a_loop_held_on_the_cpu_is_reported() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         watch = runner.run(main())
     assert watch.stalls == 1 and 0.1 <= watch.longest <= 0.2
+    assert _on_cpu_ms(caplog.text) >= 120
 
 
 def test_short_callbacks_and_idle_time_are_not_stalls() -> None:
