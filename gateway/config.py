@@ -333,6 +333,14 @@ class LogConfig:
     audit_file: str = field(
         default="", metadata=_help("file the audit lines go to (appended); empty: the standard error, with the rest")
     )
+    loop_stall: float = field(
+        default=0.1,
+        metadata=_help(
+            "seconds a worker's event loop may be held by one stretch of work (every other request of the worker "
+            "waits meanwhile) before gateway.server logs 'event loop blocked for N ms'; time spent waiting for a "
+            "CPU is not counted. 0: not watched"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -948,6 +956,13 @@ def _check(config: Config, name: Names = str) -> list[str]:
         problems.extend(_embedded_problems(config, name, server_addresses))
     if config.log.level.upper() not in LOG_LEVELS:
         problems.append(f"{name('log.level')} = {config.log.level!r}: must be one of {', '.join(LOG_LEVELS)}")
+    if not 0 <= config.log.loop_stall <= 60:
+        problems.append(f"{name('log.loop_stall')} = {config.log.loop_stall}: must be between 0 (off) and 60 seconds")
+    elif 0 < config.log.loop_stall < 0.004:
+        problems.append(
+            f"{name('log.loop_stall')} = {config.log.loop_stall}: must be 0 (off) or at least 0.004 seconds "
+            "(the loop's timers count whole milliseconds)"
+        )
     for key in ("access_file", "audit_file"):
         value = getattr(config.log, key)
         why = _log_file_problem(value) if value else None
