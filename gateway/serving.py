@@ -199,8 +199,8 @@ class Connection(RequestHandler):
     ``_deadline`` is when the head in progress must be complete, ``None``
     when none is; one timer checks it and is rearmed only when it fires.
     This relies on aiohttp 3.14's ``RequestHandler`` internals (``_messages``,
-    ``_request_count``, ``_waiter``); tests/e2e/test_hostile_heads.py would
-    notice a change.
+    ``_request_count``, ``_waiter``, ``_process_keepalive``);
+    tests/e2e/test_hostile_heads.py would notice a change.
     """
 
     __slots__ = ("_body", "_deadline", "_head_size", "_peer", "_rules", "_timer")
@@ -223,9 +223,7 @@ class Connection(RequestHandler):
             return
         self._peer = peer
         super().connection_made(transport)
-        # The first head is due head_timeout after the connection starts, as
-        # in nginx; aiohttp's idle timer (keepalive_timeout) is for between requests.
-        self.keep_alive(True)
+        # The first head is due head_timeout after the connection starts, as in nginx.
         self._deadline = self._loop.time() + self._rules.head_timeout
         self._timer = self._loop.call_at(self._deadline, self._check_head)
 
@@ -249,14 +247,10 @@ class Connection(RequestHandler):
                     self._head_done()
                 return
             size = 0
-        if not size:  # the first bytes of a head
-            # aiohttp's idle timer would cut the head at its own time: from
-            # now the head's deadline rules.  keep_alive() cancels the timer.
-            self.keep_alive(True)
-            if self._deadline is None:
-                self._deadline = self._loop.time() + self._rules.head_timeout
-                if self._timer is None:
-                    self._timer = self._loop.call_at(self._deadline, self._check_head)
+        if not size and self._deadline is None:  # the first bytes of a head
+            self._deadline = self._loop.time() + self._rules.head_timeout
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._deadline, self._check_head)
         count = self._request_count
         if size + len(data) > self._rules.max_head_size:
             # Only what fits may reach the parser; if the head ends in it, the rest is fed after.
@@ -272,6 +266,16 @@ class Connection(RequestHandler):
         super().data_received(data)
         if self._request_count != count:
             self._head_done()
+
+    def _process_keepalive(self) -> None:
+        # aiohttp's idle timer (keepalive_timeout) is for between requests:
+        # while a head is due, its deadline rules (the first head's from the
+        # connection's start, as in nginx).  aiohttp arms the timer again
+        # after the next answer.
+        if self._deadline is not None:
+            self._keepalive_handle = None
+            return
+        super()._process_keepalive()
 
     def _head_done(self) -> None:
         """A head (or several, pipelined) is complete: no deadline until the next one starts."""
