@@ -190,6 +190,10 @@ class _Rules:
         self.peers = peers
 
 
+_OVER = 1 << 62  # Connection._head_size of a head refused while a request was in progress
+_SOON = 0.05  # seconds between looks at such a connection, until its request is answered
+
+
 class Connection(RequestHandler):
     """aiohttp's protocol for one client connection, with bounds on the time and size of request heads.
 
@@ -253,11 +257,16 @@ class Connection(RequestHandler):
                 self._timer = self._loop.call_at(self._deadline, self._check_head)
         count = self._request_count
         if size + len(data) > self._rules.max_head_size:
+            if size == _OVER:
+                return  # refused already, the answer waits for the request in progress: dropped
             # Only what fits may reach the parser; if the head ends in it, the rest is fed after.
             fits = self._rules.max_head_size - size
             super().data_received(data[:fits])
             if self._request_count == count:
-                self._answer_and_close(self._rules.large)
+                # 431, after the answer in progress if there is one (pipelined behind it).
+                self._head_size = _OVER
+                self._deadline = self._loop.time()
+                self._check_head()
                 return
             self._head_done()
             self.data_received(data[fits:])
@@ -294,11 +303,14 @@ class Connection(RequestHandler):
             return
         waiter = self._waiter
         if waiter is None or waiter.done():
-            # A request is in progress: the head pipelined behind it is read once it is answered.
-            self._deadline = now + self._rules.head_timeout
+            # A request is in progress: the head pipelined behind it waits for
+            # its answer (a refusal is looked at again soon, a slow head later).
+            self._deadline = now + (_SOON if self._head_size == _OVER else self._rules.head_timeout)
             self._timer = self._loop.call_at(self._deadline, self._check_head)
             return
-        if self._head_size > 0:
+        if self._head_size == _OVER:
+            self._answer_and_close(self._rules.large)
+        elif self._head_size > 0:
             self._answer_and_close(self._rules.late)
         else:  # nothing of a request came: close, as nginx does (a 408 could answer a request in flight)
             self.force_close()

@@ -200,6 +200,18 @@ async def test_a_head_up_to_the_bound_is_served_with_its_body_in_the_same_write(
     writer.close()
 
 
+async def test_a_head_too_large_behind_a_request_is_refused_after_its_answer(gateway: Start) -> None:
+    gw = gateway(server={"max_head_size": 8192})
+    reader, writer = await connect(gw)
+    lines = b"".join(f"X-Line-{n}: ".encode() + b"a" * 1000 + b"\r\n" for n in range(300))  # 300 KB, unfinished
+    writer.write(STATUS + STATUS[: -len(b"\r\n")] + lines)
+    head, _ = await read_answer(reader)
+    assert head.startswith(b"HTTP/1.1 200 "), head  # the request before it is answered whole, first
+    _, got = await until_closed(reader, 10)
+    assert failure(got, 431)["message"] == "the request head is larger than 8192 bytes"
+    writer.close()
+
+
 # -- connections from one address ------------------------------------------------------
 
 
