@@ -17,10 +17,12 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from tests.conftest import GatewayProcess, tree_memory
+from tests.conftest import GatewayProcess, free_port, tree_memory
 
 Start = Callable[..., GatewayProcess]
 pytestmark = pytest.mark.timeout(120)
@@ -315,3 +317,31 @@ async def test_every_answer_says_server_authgateway_and_no_versions(gateway: Sta
     for answer in answers:
         servers = [line for line in answer.split(b"\r\n") if line.lower().startswith(b"server:")]
         assert servers == [b"Server: authgateway"], answer
+
+
+async def test_a_backends_server_header_is_not_passed_on(gateway: Start, tmp_path: Path) -> None:
+    """As nginx's proxy_hide_header: the client learns nothing of what runs behind the gateway."""
+
+    async def jetty(request: web.Request) -> web.Response:
+        return web.json_response({"boolean": True}, headers={"Server": "Jetty(9.4.53.v20231009)"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", jetty)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        secret = tmp_path / "cookie.secret"
+        secret.write_bytes(b"k" * 48)
+        secret.chmod(0o600)
+        gw = gateway(backend={"url": f"http://127.0.0.1:{port}"}, cookie={"secret_files": [str(secret)]})
+        reader, writer = await connect(gw)
+        writer.write(STATUS)
+        head, body = await read_answer(reader)
+        writer.close()
+    finally:
+        await runner.cleanup()
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body) == {"boolean": True}, head
+    servers = [line for line in head.split(b"\r\n") if line.lower().startswith(b"server:")]
+    assert servers == [b"Server: authgateway"], head
