@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import GatewayProcess, free_port, tree_memory
+from tests.e2e.test_tls import certificate  # noqa: F401 (a fixture)
 
 Start = Callable[..., GatewayProcess]
 pytestmark = pytest.mark.timeout(120)
@@ -144,6 +146,26 @@ async def test_a_slow_body_is_not_cut_by_the_head_timeout(gateway: Start) -> Non
     assert head.startswith(b"HTTP/1.1 200 "), head
     writer.close()
     assert (gw.root / "user" / "bob" / "slow").read_bytes() == b"b" * 8
+
+
+async def test_over_tls_a_slow_head_gets_408_and_a_large_one_431(
+    gateway: Start, certificate: tuple[Path, Path]  # noqa: F811
+) -> None:
+    cert, key = certificate
+    gw = gateway(server={"tls_cert_file": str(cert), "tls_key_file": str(key), "head_timeout": 2.0})
+    context = ssl.create_default_context(cafile=str(cert))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port, ssl=context, server_hostname="localhost")
+    slow = asyncio.create_task(trickle(writer, 0.5))
+    took, got = await until_closed(reader, 15)
+    slow.cancel()
+    failure(got, 408)
+    assert 1.8 < took < 5, f"cut after {took:.1f} s"
+    writer.close()
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port, ssl=context, server_hostname="localhost")
+    writer.write(b"GET /user?op=status&user.name=bob HTTP/1.1\r\nHost: localhost\r\nX-Fat: " + b"a" * 70000)
+    _, got = await until_closed(reader, 10)
+    failure(got, 431)
+    writer.close()
 
 
 # -- size --------------------------------------------------------------------------
