@@ -53,16 +53,14 @@ from gateway.keys import read_keys
 from gateway.log import ClientErrorFilter, access_logger, audit_logger, server_logger
 from gateway.loopwatch import LoopWatch
 from gateway.reload import plan
-from gateway.serving import ConnectionLimit, InFlight
+from gateway.forwarded import TrustedProxies
+from gateway.serving import ConnectionLimit, HeadLimits, InFlight, hide_server_version
 from gateway.workers import BindError, Listener, bind, default_workers, supervise
 
 __all__ = ("main",)
 
 EXIT_CANNOT_START = 1
 EXIT_CONFIG = 2
-# Hadoop's HTTP servers accept 64 KiB of request headers: a Kerberos ticket
-# carrying many group SIDs (Active Directory) outgrows aiohttp's 8 KiB.
-_MAX_HEADER_FIELD = 65536
 _READ_BUFFER = 16 * 1024
 _BACKLOG = 1024  # connections the kernel queues per listening socket
 _AFTER_DRAIN = 2.0  # seconds
@@ -172,52 +170,69 @@ class _Reloader:
 
 
 class _LimitedSockSite(web.SockSite):
-    """A site on a bound socket whose connections pass through a :class:`ConnectionLimit`."""
+    """A site on a bound socket whose connections are made by a :class:`ConnectionLimit`."""
 
-    def __init__(self, runner: web.AppRunner, sock: socket.socket, *, limit: int, **kwargs: Any) -> None:
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, *, limits: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(runner, sock, **kwargs)
-        self._limit = limit
+        self._limits = limits
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         assert self._runner.server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            ConnectionLimit(self._runner.server, self._limit), sock=self._sock, ssl=self._ssl_context,
+            ConnectionLimit(self._runner.server, **self._limits), sock=self._sock, ssl=self._ssl_context,
             backlog=self._backlog,
         )
 
 
+class _Runner(web.AppRunner):
+    """An ``AppRunner`` that keeps the arguments of its connections' protocol, for :class:`ConnectionLimit`."""
+
+    def __init__(self, app: web.Application, handler_args: dict[str, Any], shutdown_timeout: float) -> None:
+        # Behind the gateway, its drain (InFlight) has already waited for the
+        # requests: what is left is idle connections and requests being cut.
+        super().__init__(app, handler_cancellation=True, shutdown_timeout=shutdown_timeout, **handler_args)
+        self.handler_args = handler_args
+
+
 async def _start_sites(
-    runner: web.AppRunner,
+    runner: _Runner,
     socks: Sequence[socket.socket],
+    server: ServerConfig,
     ssl_context: ssl.SSLContext | None = None,
     max_connections: int | None = None,
+    per_peer: int = 0,
 ) -> None:
-    """Serve ``runner`` on this worker's bound ``socks``."""
+    """Serve ``runner`` on this worker's bound ``socks``, with ``server``'s bounds on heads."""
     await runner.setup()
+    limits = {
+        "limit": max_connections,
+        "head": HeadLimits(head_timeout=server.head_timeout, max_head_size=server.max_head_size),
+        "per_peer": per_peer,
+        "trusted": TrustedProxies(server.trusted_proxies) if per_peer else None,
+        "handler_args": runner.handler_args,
+    }
     for sock in socks:
-        site: web.BaseSite
-        if max_connections is None:
-            site = web.SockSite(runner, sock, ssl_context=ssl_context, backlog=_BACKLOG)
-        else:
-            site = _LimitedSockSite(runner, sock, limit=max_connections, ssl_context=ssl_context, backlog=_BACKLOG)
+        site = _LimitedSockSite(runner, sock, limits=limits, ssl_context=ssl_context, backlog=_BACKLOG)
         await site.start()
 
 
-def _runner(app: web.Application, shutdown_timeout: float = _AFTER_DRAIN, **kwargs: Any) -> web.AppRunner:
-    return web.AppRunner(
-        app,
-        handler_cancellation=True,
-        max_field_size=_MAX_HEADER_FIELD,
-        max_line_size=_MAX_HEADER_FIELD,
+def _runner(
+    app: web.Application, server: ServerConfig, shutdown_timeout: float = _AFTER_DRAIN, **kwargs: Any
+) -> _Runner:
+    handler_args = dict(
+        # Hadoop's HTTP servers accept 64 KiB of request head: a Kerberos
+        # ticket carrying many group SIDs (Active Directory) outgrows
+        # aiohttp's 8 KiB.  The whole head is bounded by Connection.
+        max_field_size=server.max_head_size,
+        max_line_size=server.max_head_size,
         # A connection buffers at most twice this of a request body before
         # aiohttp stops reading it: memory follows connections, not uploads.
         read_bufsize=_READ_BUFFER,
-        # Behind the gateway, its drain (InFlight) has already waited for the
-        # requests: what is left is idle connections and requests being cut.
-        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=server.keepalive_timeout,
         **kwargs,
     )
+    return _Runner(app, handler_args, shutdown_timeout)
 
 
 async def _run_until_stopped(
@@ -315,9 +330,9 @@ async def _start_embedded(
         proxy_users=proxy_users,
         cookie_key=cookie_key,
     )
-    runner = _runner(app, shutdown_timeout, access_log=None)
+    runner = _runner(app, config.server, shutdown_timeout, access_log=None)
     runners.append(runner)
-    await _start_sites(runner, socks)
+    await _start_sites(runner, socks, config.server)
     return runner
 
 
@@ -338,6 +353,7 @@ def _bind(listen: str, what: str, workers: int) -> Listener:
 def _run_loop(coro: Coroutine[Any, Any, None]) -> int:
     """Run a worker's ``coro`` on uvloop; its exit status."""
     keep_heap_for_streams()
+    hide_server_version()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
             runner.run(coro)
@@ -467,8 +483,9 @@ def _serve(config: Config, reloader: _Reloader) -> int:
         raise
     backend_url = "" if embedded is None else "http://localhost"  # where routes to the embedded backend go
     route = "" if embedded is None else f"the embedded backend on {embedded.address}"
-    # Each worker's share of the connection limit.
+    # Each worker's share of the connection limits (SO_REUSEPORT spreads one address's connections too).
     max_connections = -(-config.server.max_connections // workers)
+    per_peer = -(-config.server.max_connections_per_peer // workers)
 
     async def serve_one(index: int, ready: Callable[[], None]) -> None:
         from gateway.app import IN_FLIGHT, LIVE, build_gateway_app
@@ -507,13 +524,11 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             if config.server.tls_cert_file:
                 ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 ssl_context.load_cert_chain(config.server.tls_cert_file, config.server.tls_key_file)
-            runner = _runner(
-                app,
-                access_log=access_logger,
-                access_log_class=log_class,
-            )
+            runner = _runner(app, config.server, access_log=access_logger, access_log_class=log_class)
             runners.append(runner)
-            await _start_sites(runner, gateway.per_worker[index], ssl_context, max_connections=max_connections)
+            await _start_sites(
+                runner, gateway.per_worker[index], config.server, ssl_context, max_connections, per_peer
+            )
         except BaseException:
             for r in reversed(runners):
                 await r.cleanup()

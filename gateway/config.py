@@ -90,6 +90,31 @@ class ServerConfig:
     max_connections: int = field(
         default=1024, metadata=_help("client connections at once; past it a new one gets 503 and is closed")
     )
+    max_connections_per_peer: int = field(
+        default=256,
+        metadata=_help(
+            "connections one client address may hold at once, across all workers (each gets its share); past "
+            "it its new ones get 503. Counted by TCP peer: trusted_proxies are exempt. 0: no such limit"
+        ),
+    )
+    head_timeout: float = field(
+        default=60.0,
+        metadata=_help(
+            "seconds to receive a whole request head (nginx's client_header_timeout), from the connection's "
+            "start for its first request, from the head's first byte for the next; then 408 and closed"
+        ),
+    )
+    keepalive_timeout: float = field(
+        default=75.0,
+        metadata=_help("seconds an idle keep-alive connection is kept after an answer (nginx's keepalive_timeout)"),
+    )
+    max_head_size: int = field(
+        default=65536,
+        metadata=_help(
+            "bytes of a request head (request line and headers) at most, as Hadoop's HTTP servers allow; "
+            "a larger one gets 431 and is closed"
+        ),
+    )
     workers: int = field(
         default=0,
         metadata=_help("worker processes serving the port; 0: one per CPU core (the connection limit is shared)"),
@@ -881,6 +906,18 @@ def _check(config: Config, name: Names = str) -> list[str]:
         problems.append(f"{name('server.port')} = {server.port}: must be between 0 and 65535")
     if server.max_connections < 1:
         problems.append(f"{name('server.max_connections')} = {server.max_connections}: must be at least 1")
+    if server.max_connections_per_peer < 0:
+        problems.append(
+            f"{name('server.max_connections_per_peer')} = {server.max_connections_per_peer}: "
+            "must be at least 0 (0: no per-address limit)"
+        )
+    for key, timeout in (("head_timeout", server.head_timeout), ("keepalive_timeout", server.keepalive_timeout)):
+        if not 0 < timeout <= 3600:
+            problems.append(f"{name('server.' + key)} = {timeout}: must be more than 0 and at most 3600 seconds")
+    if not 1024 <= server.max_head_size <= 1048576:
+        problems.append(
+            f"{name('server.max_head_size')} = {server.max_head_size}: must be between 1024 and 1048576 bytes"
+        )
     if not 0 <= server.workers <= 256:
         problems.append(f"{name('server.workers')} = {server.workers}: must be between 0 (one per core) and 256")
     if not 0 <= server.shutdown_timeout <= 3600:

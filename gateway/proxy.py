@@ -90,7 +90,10 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "x-real-ip",
     "x-request-id",  # replaced by the id the gateway logs
 }
-_RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
+_RESPONSE_DROP = _HOP_BY_HOP | {
+    "www-authenticate",
+    "server",  # a backend's name and version are not the client's business (nginx's proxy_hide_header default)
+}
 _SMALL_BODY = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 9.2.2
 

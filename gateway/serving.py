@@ -1,10 +1,25 @@
-"""Serving limits: how many client connections at once, and a bounded drain at shutdown.
+"""Serving limits: connections, request heads, idle time, and a bounded drain at shutdown.
 
 :class:`ConnectionLimit` stands between the listening socket and aiohttp's
 protocol factory.  Past ``limit`` open connections a new one is answered at
 once with ``503`` and closed, so the memory the gateway holds follows the
 configured limit, not the load (each connection's buffers are bounded).
-Connections still in their TLS handshake count once it is done.
+Connections still in their TLS handshake count once it is done.  One client
+address (the TCP peer; trusted proxies are exempt, they carry everyone's
+connections) may hold at most ``per_peer`` of them, or gets ``503`` too.
+
+Every connection is a :class:`Connection`, aiohttp's protocol with the
+bounds nginx puts on a request head (``client_header_timeout``,
+``large_client_header_buffers``): a head must be complete within
+``head_timeout`` seconds (counted from the connection's start for its first
+request, from its first byte for later ones) and ``max_head_size`` bytes,
+or the connection is answered ``408`` or ``431`` and closed (closed
+silently when nothing of a head came: an idle connection is not a request).
+A head being received holds at most ``max_head_size`` bytes, plus, for one
+pipelined behind a request in the same read, the rest of that read.  The
+idle time between requests is aiohttp's ``keepalive_timeout``.  All of it
+costs a timer per connection (rearmed lazily, not per request) and a few
+attribute reads per read from the socket.
 
 :class:`InFlight` tracks the gateway's requests in progress.  At shutdown
 the listening sockets close first (new connections are refused by the
@@ -19,15 +34,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import cast
+from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler
 
+from gateway.forwarded import TrustedProxies
 from gateway.log import server_logger
 from gateway.wire import Fault, hoop
 
-__all__ = ("ConnectionLimit", "InFlight")
+__all__ = ("Connection", "ConnectionLimit", "HeadLimits", "InFlight")
 
 
 class _Refusal(asyncio.Protocol):
@@ -69,19 +88,264 @@ class _Refusal(asyncio.Protocol):
 _LINGER = 2.0  # seconds a refused client has to finish sending and read its 503
 
 
-def _canned_503(message: str) -> bytes:
-    body = json.dumps(hoop.body(Fault.UNAVAILABLE, message)).encode()
+def _canned(status: int, message: str, exception: str, extra: str = "") -> bytes:
+    """A whole answer that closes its connection, in Hoop's failure format (no route is known yet)."""
+    body = json.dumps(hoop.failure_body(status, message, exception)).encode()
     head = (
-        f"HTTP/1.1 503 {HTTPStatus(503).phrase}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: {SERVER_NAME}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n{extra}\r\n"
     )
     return head.encode("ascii") + body
 
 
-class ConnectionLimit:
-    """A protocol factory for ``loop.create_server`` that admits at most ``limit`` connections."""
+def _canned_503(message: str) -> bytes:
+    return _canned(503, message, hoop.TABLE[Fault.UNAVAILABLE][1], "Retry-After: 1\r\n")
 
-    def __init__(self, server: web.Server, limit: int) -> None:
+
+SERVER_NAME = "authgateway"
+"""The ``Server`` header of every answer: the name only, as nginx's ``server_tokens off``."""
+
+
+def hide_server_version() -> None:
+    """Make every answer aiohttp prepares say ``Server: authgateway``, not Python's and aiohttp's versions.
+
+    aiohttp sets the header, when a response has none, from this module
+    global, read as each response is prepared: changing it once at start-up
+    costs nothing per request (a signal handler would cost a coroutine per
+    answer).  tests/e2e/test_hostile_heads.py checks every kind of answer.
+    """
+    from aiohttp import web_response
+
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    """The bounds on request heads of one listener's connections (server.head_timeout, server.max_head_size)."""
+
+    head_timeout: float  # seconds
+    max_head_size: int  # bytes of request line and headers
+
+    def answers(self) -> tuple[bytes, bytes]:
+        """The canned 408 and 431."""
+        late = _canned(
+            408, f"the request head did not arrive within {self.head_timeout:g} s", "GatewayException"
+        )
+        large = _canned(
+            431, f"the request head is larger than {self.max_head_size} bytes", "GatewayException"
+        )
+        return late, large
+
+
+class _Peers:
+    """How many connections each client address holds in this worker, for the per-address share."""
+
+    __slots__ = ("_count", "_limit", "_trusted", "_warned", "answer")
+
+    def __init__(self, limit: int, trusted: TrustedProxies | None) -> None:
+        self._limit = limit  # 0: none
+        self._trusted = trusted
+        self._count: dict[str, int] = {}
+        self._warned: set[str] = set()
+        self.answer = _canned_503("too many connections from your address; try again")
+
+    def admit(self, transport: asyncio.BaseTransport) -> str | None:
+        """The address to count ``transport`` under ("" when not counted), or ``None`` to refuse it."""
+        if not self._limit:
+            return ""
+        peer = transport.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) and peer else ""
+        if not host or (self._trusted is not None and self._trusted.trusts(host)):
+            return ""  # a unix socket, or a proxy that carries many clients' connections
+        held = self._count.get(host, 0)
+        if held >= self._limit:
+            if host not in self._warned:
+                self._warned.add(host)
+                server_logger.warning(
+                    "%s holds %d connections, its share of server.max_connections_per_peer in this worker: "
+                    "refusing its new ones", host, held,
+                )
+            return None
+        self._count[host] = held + 1
+        return host
+
+    def release(self, host: str) -> None:
+        held = self._count[host] - 1
+        if held:
+            self._count[host] = held
+        else:
+            del self._count[host]
+            self._warned.discard(host)
+
+
+class _Rules:
+    """What every :class:`Connection` of one listener shares (built once per listener and worker)."""
+
+    __slots__ = ("head_timeout", "late", "large", "max_head_size", "peers")
+
+    def __init__(self, head: HeadLimits, peers: _Peers) -> None:
+        self.head_timeout = head.head_timeout
+        self.max_head_size = head.max_head_size
+        self.late, self.large = head.answers()
+        self.peers = peers
+
+
+_OVER = 1 << 62  # Connection._head_size of a head refused while a request was in progress
+_SOON = 0.05  # seconds between looks at such a connection, until its request is answered
+
+
+class Connection(RequestHandler):
+    """aiohttp's protocol for one client connection, with bounds on the time and size of request heads.
+
+    The head of a request is counted from the first read after the previous
+    request's head and body (or from the start): ``_head_size`` is its bytes
+    so far, ``-1`` while the previous request's body is still arriving.
+    ``_deadline`` is when the head in progress must be complete, ``None``
+    when none is; one timer checks it and is rearmed only when it fires.
+    This relies on aiohttp 3.14's ``RequestHandler`` internals (``_messages``,
+    ``_request_count``, ``_waiter``, ``_process_keepalive``);
+    tests/e2e/test_hostile_heads.py would notice a change.
+    """
+
+    __slots__ = ("_body", "_deadline", "_head_size", "_peer", "_rules", "_timer")
+
+    def __init__(self, manager: web.Server, rules: _Rules, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._rules = rules
+        self._peer: str | None = None
+        self._head_size = 0
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._body: StreamReader = EMPTY_PAYLOAD
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = self._rules.peers.admit(transport)
+        if peer is None:
+            refusal = _Refusal(self._rules.peers.answer)
+            transport.set_protocol(refusal)
+            refusal.connection_made(transport)
+            return
+        self._peer = peer
+        super().connection_made(transport)
+        # The first head is due head_timeout after the connection starts, as in nginx.
+        self._deadline = self._loop.time() + self._rules.head_timeout
+        self._timer = self._loop.call_at(self._deadline, self._check_head)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = None
+        if self._peer:
+            self._rules.peers.release(self._peer)
+        self._peer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        size = self._head_size
+        if size < 0:
+            if not self._body.is_eof():  # the previous request's body
+                count = self._request_count
+                super().data_received(data)
+                if self._request_count != count:
+                    self._head_done()
+                return
+            size = 0
+        if not size and self._deadline is None:  # the first bytes of a head
+            self._deadline = self._loop.time() + self._rules.head_timeout
+            if self._timer is None:
+                self._timer = self._loop.call_at(self._deadline, self._check_head)
+        count = self._request_count
+        if size + len(data) > self._rules.max_head_size:
+            if size == _OVER:
+                return  # refused already, the answer waits for the request in progress: dropped
+            # Only what fits may reach the parser; if the head ends in it, the rest is fed after.
+            fits = self._rules.max_head_size - size
+            super().data_received(data[:fits])
+            if self._request_count == count:
+                # 431, after the answer in progress if there is one (pipelined behind it).
+                self._head_size = _OVER
+                self._deadline = self._loop.time()
+                self._check_head()
+                return
+            self._head_done()
+            self.data_received(data[fits:])
+            return
+        self._head_size = size + len(data)
+        super().data_received(data)
+        if self._request_count != count:
+            self._head_done()
+
+    def _process_keepalive(self) -> None:
+        # aiohttp's idle timer (keepalive_timeout) is for between requests:
+        # while a head is due, its deadline rules (the first head's from the
+        # connection's start, as in nginx).  aiohttp arms the timer again
+        # after the next answer.
+        if self._deadline is not None:
+            self._keepalive_handle = None
+            return
+        super()._process_keepalive()
+
+    def _head_done(self) -> None:
+        """A head (or several, pipelined) is complete: no deadline until the next one starts."""
+        self._deadline = None
+        self._head_size = -1
+        self._body = self._messages[-1][1] if self._messages else EMPTY_PAYLOAD
+
+    def _check_head(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.transport is None:
+            return
+        now = self._loop.time()
+        if now < deadline:
+            self._timer = self._loop.call_at(deadline, self._check_head)
+            return
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            # A request is in progress: the head pipelined behind it waits for
+            # its answer (a refusal is looked at again soon, a slow head later).
+            self._deadline = now + (_SOON if self._head_size == _OVER else self._rules.head_timeout)
+            self._timer = self._loop.call_at(self._deadline, self._check_head)
+            return
+        if self._head_size == _OVER:
+            self._answer_and_close(self._rules.large)
+        elif self._head_size > 0:
+            self._answer_and_close(self._rules.late)
+        else:  # nothing of a request came: close, as nginx does (a 408 could answer a request in flight)
+            self.force_close()
+
+    def _answer_and_close(self, answer: bytes) -> None:
+        """Hand the connection over to a :class:`_Refusal` with ``answer``; aiohttp lets go of it."""
+        transport = self.transport
+        if transport is None:
+            return
+        refusal = _Refusal(answer)
+        transport.set_protocol(refusal)
+        self.transport = None  # so aiohttp's teardown below leaves the transport open for the answer
+        self.connection_lost(None)
+        refusal.connection_made(transport)
+
+
+class ConnectionLimit:
+    """A protocol factory for ``loop.create_server``: at most ``limit`` connections, as :class:`Connection`.
+
+    ``limit`` ``None`` admits any number; ``per_peer`` (0: none) bounds one
+    client address's, ``trusted`` (the proxies that are exempt) apart.
+    ``handler_args`` are aiohttp's ``RequestHandler`` arguments (as given to
+    ``web.Server``).
+    """
+
+    def __init__(
+        self,
+        server: web.Server,
+        limit: int | None,
+        *,
+        head: HeadLimits,
+        per_peer: int = 0,
+        trusted: TrustedProxies | None = None,
+        handler_args: dict[str, Any],
+    ) -> None:
         self._server = server
         self._limit = limit
         # Accepted in this turn of the loop, not yet registered by aiohttp
@@ -89,18 +353,21 @@ class ConnectionLimit:
         self._pending = 0
         self._answer = _canned_503("the gateway has too many connections; try again")
         self._warned = False
+        self._rules = _Rules(head, _Peers(per_peer, trusted))
+        self._handler_args = handler_args
 
     def __call__(self) -> asyncio.BaseProtocol:
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._settle)
-        if len(self._server.connections) + self._pending >= self._limit:
-            if not self._warned:
-                server_logger.warning("server.max_connections (%d) reached: refusing connections", self._limit)
-                self._warned = True
-            return _Refusal(self._answer)
-        self._warned = False
-        self._pending += 1
-        return self._server()
+        if self._limit is not None:
+            if not self._pending:
+                asyncio.get_running_loop().call_soon(self._settle)
+            if len(self._server.connections) + self._pending >= self._limit:
+                if not self._warned:
+                    server_logger.warning("server.max_connections (%d) reached: refusing connections", self._limit)
+                    self._warned = True
+                return _Refusal(self._answer)
+            self._warned = False
+            self._pending += 1
+        return Connection(self._server, self._rules, loop=asyncio.get_running_loop(), **self._handler_args)
 
     def _settle(self) -> None:
         self._pending = 0

@@ -66,7 +66,8 @@ STALLED_GROWTH_LIMIT_MIB = 192
 
 
 async def test_stalled_uploads_hold_little_memory(gateway: Start) -> None:
-    gw = gateway(backend={"max_connections": 400})  # no upload waits for a pooled connection
+    # No upload waits for a pooled connection; all 300 come from one address.
+    gw = gateway(backend={"max_connections": 400}, server={"max_connections_per_peer": 0})
     before = vm_mib(gw.proc.pid, "VmRSS")
     held = [
         await open_upload(gw.port, f"/user/u{i}/f", f"u{i}", 8 * 2**20, b"x" * 2**20) for i in range(300)

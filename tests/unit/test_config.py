@@ -181,8 +181,9 @@ def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Pat
         "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, groups, "
         "admin, routes, proxy_users)",
         "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
-        "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, forwarded_headers, host, "
-        "max_connections, port, shutdown_timeout, tls_cert_file, tls_key_file, trusted_proxies, workers)",
+        "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, forwarded_headers, head_timeout, "
+        "host, keepalive_timeout, max_connections, max_connections_per_peer, max_head_size, port, shutdown_timeout, "
+        "tls_cert_file, tls_key_file, trusted_proxies, workers)",
         "AUTHGATEWAY_AUTH__SIMPLE__ANONYMOUS_ALLOWED = 'maybe': must be true or false",
     ]
 
@@ -760,3 +761,31 @@ def test_log_files_must_be_writable_where_they_are_named(tmp_path: Path) -> None
     ]
     config = load_config(None, env={"AUTHGATEWAY_LOG__AUDIT_FILE": str(tmp_path / "audit.log")})
     assert config.log.audit_file == str(tmp_path / "audit.log") and not (tmp_path / "audit.log").exists()
+
+
+def test_the_bounds_on_connections_and_heads_are_checked_together(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[server]
+max_connections_per_peer = -1
+head_timeout = 0
+keepalive_timeout = 4000
+max_head_size = 512
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems[:4] == [
+        "server.max_connections_per_peer = -1: must be at least 0 (0: no per-address limit)",
+        "server.head_timeout = 0.0: must be more than 0 and at most 3600 seconds",
+        "server.keepalive_timeout = 4000.0: must be more than 0 and at most 3600 seconds",
+        "server.max_head_size = 512: must be between 1024 and 1048576 bytes",
+    ]
+
+
+def test_the_bounds_on_heads_default_to_nginx_and_hadoop() -> None:
+    server = load_config(None, env={}).server
+    assert (server.head_timeout, server.keepalive_timeout, server.max_head_size, server.max_connections_per_peer) == (
+        60.0, 75.0, 65536, 256
+    )
