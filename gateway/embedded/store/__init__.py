@@ -18,10 +18,20 @@ from ._errors import (
     NotEmptyError,
     NotFoundError,
     ParentNotDirectoryError,
+    PathTooLongError,
 )
 from ._glob import GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
-from ._paths import Parts, check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
+from ._paths import (
+    MAX_PATH_DEPTH,
+    MAX_PATH_LENGTH,
+    Parts,
+    check_not_reserved,
+    check_path_limits,
+    hdfs_path,
+    parse_hdfs_path,
+    parse_target,
+)
 from ._perm import Principal, format_permission, parse_groups, parse_permission
 from ._store import SMALL_READ, STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Reader, Store
 from ._streams import StreamKind
@@ -29,6 +39,8 @@ from ._streams import StreamKind
 __all__ = (
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_REPLICATION",
+    "MAX_PATH_DEPTH",
+    "MAX_PATH_LENGTH",
     "SMALL_READ",
     "STREAM_TTL_MS",
     "AccessDeniedError",
@@ -48,11 +60,13 @@ __all__ = (
     "NotFoundError",
     "ParentNotDirectoryError",
     "Parts",
+    "PathTooLongError",
     "Principal",
     "Reader",
     "Store",
     "StreamKind",
     "check_not_reserved",
+    "check_path_limits",
     "compile_glob",
     "format_permission",
     "hdfs_path",

@@ -19,19 +19,20 @@ import hashlib
 import logging
 import os
 import re
-import shutil
+import stat
 import struct
 import time
+import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ...config import EmbeddedConfig
 from ._errors import BadRequestError, NotFoundError
-from ._host import HostTree, is_missing
+from ._host import HostTree, is_missing, remove_tree_at
 from ._io import CHUNK_SIZE, FileSink, FileSource, finish, finish_future
 from ._meta import InodeMeta, MetaStore
 from ._namespace import (
@@ -42,7 +43,7 @@ from ._namespace import (
     Namespace,
     host_failure,
 )
-from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path, parse_hdfs_path
+from ._paths import RESERVED_NAME, Parts, check_not_reserved, check_path_limits, hdfs_path, parse_hdfs_path
 from ...groups import GroupSource
 from ._perm import DEFAULT_DIR_PERM, FsAction, GroupMap, Principal, parse_groups
 from ._streams import StreamKind, StreamRecord, StreamTable
@@ -51,7 +52,10 @@ __all__ = ("Body", "ContentSummary", "FileChecksum", "Reader", "Store")
 
 logger = logging.getLogger("gateway.embedded")
 
+_T = TypeVar("_T")
+
 _IO_THREADS = 4
+_MKDIRS_STEP = 64  # directories one step of mkdirs creates at most (see Namespace.make_dirs)
 STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
 STREAM_SWEEP_S = 60.0  # how often the app's lifetime removes expired streams
 
@@ -94,6 +98,39 @@ def _remove_unless_in_use(path: str) -> None:
             return  # another process is uploading into it
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+def _clear_scratch(state: Path, name: str, live: set[str] | None) -> None:
+    """Empty the scratch directory ``name`` of the state directory of what a crash left.
+
+    ``live`` names the temporary files of open write streams (kept), or is
+    ``None`` for the trash.  Nothing here stops a start: something in the way
+    of the directory itself is moved aside, and an entry that cannot be
+    removed (however deep, however damaged) is logged and left for the next
+    start.  Another process may be removing the same entries meanwhile.
+    """
+    scratch = state / name
+    if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
+        aside = state / f"{name}.damaged-{uuid.uuid4().hex}"
+        logger.error("%s is not a directory; moved aside to %s", scratch, aside)
+        os.rename(scratch, aside)
+    scratch.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for entry in os.listdir(fd):  # of interrupted uploads and deletes
+            if live is not None and entry in live:
+                continue
+            try:
+                if live is not None and not stat.S_ISDIR(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                    _remove_unless_in_use(str(scratch / entry))
+                else:
+                    remove_tree_at(fd, entry)
+            except FileNotFoundError:
+                pass  # removed meanwhile (by another process)
+            except OSError as exc:
+                logger.error("could not remove %s from %s (%s); it stays until a later start", entry, scratch, exc)
     finally:
         os.close(fd)
 
@@ -208,7 +245,9 @@ class Store:
             supergroup=config.supergroup,
         )
         self.umask = umask
-        self._ns: Namespace | None = None
+        self._ns: Namespace | None = None  # lookups, on the event loop
+        self._writer: Namespace | None = None  # changes, on the namespace thread (see _commit)
+        self._writing: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._streams: StreamTable | None = None
         self.stream_ttl_ms = STREAM_TTL_MS
@@ -262,46 +301,57 @@ class Store:
             streams.remove(record.id)
         live = streams.temps()  # write streams still open: their bytes stay
         for name in (TMP_DIR[-1], TRASH_DIR[-1]):
-            scratch = state / name
-            if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
-                raise RuntimeError(f"{scratch} must be a directory")
-            scratch.mkdir(mode=0o700, exist_ok=True)
-            with os.scandir(scratch) as entries:
-                leftovers = list(entries)  # of interrupted uploads and deletes
-            for entry in leftovers:
-                if name == TMP_DIR[-1] and entry.name in live:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)  # another process may be removing it too
-                elif name == TMP_DIR[-1]:
-                    _remove_unless_in_use(entry.path)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-        host = HostTree(self.root)
+            _clear_scratch(state, name, live if name == TMP_DIR[-1] else None)
+        with contextlib.ExitStack() as undo:
+            host = HostTree(self.root)
+            undo.callback(host.close)
+            ns = self._namespace(host, state)
+            undo.callback(ns.close)
+            undo.callback(ns.store.close)
+            writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-ns")
+            undo.callback(writing.shutdown)
+            # The writer's database connection is made, used and closed on its thread.
+            writer = writing.submit(self._open_writer, host, state).result()
+            self._ns, self._writer, self._writing = ns, writer, writing
+            self._pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="embedded-io")
+            undo.pop_all()
+
+    def _namespace(self, host: HostTree, state: Path) -> Namespace:
+        store = MetaStore(state / "meta.sqlite3")
         try:
-            store = MetaStore(state / "meta.sqlite3")
+            return Namespace(host, store, self.groups, umask=self.umask, lock_file=state / "namespace.lock")
         except BaseException:
-            host.close()
-            raise
-        ns = Namespace(host, store, self.groups, umask=self.umask, lock_file=state / "namespace.lock")
-        try:
-            if store.get("/") is None:
-                store.put("/", InodeMeta(self.groups.superuser, self.groups.supergroup, DEFAULT_DIR_PERM, 0, 0))
-            system = self.groups.principal(self.groups.superuser)
-            ns.ensure_dir(system, ("user",), DEFAULT_DIR_PERM)
-        except BaseException:
-            ns.close()
             store.close()
-            host.close()
             raise
-        self._ns = ns
-        self._pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="embedded-io")
+
+    def _open_writer(self, host: HostTree, state: Path) -> Namespace:
+        """The namespace that changes things, on its thread; ``/`` and ``/user`` made if missing."""
+        writer = self._namespace(host, state)
+        try:
+            with writer.locked():
+                if writer.store.get("/") is None:
+                    root = InodeMeta(self.groups.superuser, self.groups.supergroup, DEFAULT_DIR_PERM, 0, 0)
+                    writer.store.put("/", root)
+                system = self.groups.principal(self.groups.superuser)
+                writer.ensure_dir(system, ("user",), DEFAULT_DIR_PERM)
+        except BaseException:
+            writer.close()
+            writer.store.close()
+            raise
+        return writer
 
     def stop(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._writing is not None:
+            writer = self._writer
+            if writer is not None:
+                self._writing.submit(writer.store.close).result()
+                writer.close()
+                self._writer = None
+            self._writing.shutdown(wait=True)
+            self._writing = None
         if self._ns is not None:
             self._ns.store.close()
             self._ns.host.close()
@@ -310,6 +360,24 @@ class Store:
         if self._streams is not None:
             self._streams.close()
             self._streams = None
+
+    async def _commit(self, step: Callable[[Namespace], _T]) -> _T:
+        """Run ``step`` (a change) on the namespace thread, holding the namespace lock.
+
+        One step at a time in this process (one thread) and across processes
+        (the lock); the event loop only waits for the result, serving other
+        requests meanwhile.  A cancelled caller still lets the step finish:
+        it is atomic.
+        """
+        if self._writing is None or self._writer is None:
+            raise RuntimeError("the embedded backend is not started")
+        writer = self._writer
+
+        def locked() -> _T:
+            with writer.locked():
+                return step(writer)
+
+        return await finish(self._writing, locked)
 
     @contextlib.asynccontextmanager
     async def append_lock(self, path: str) -> AsyncIterator[None]:
@@ -504,9 +572,10 @@ class Store:
         -1 the default.  Nothing is visible until the whole body is in.
         """
         check_not_reserved(parts)
+        check_path_limits("create", parts)
         ns = self.ns
         perm = ns.default_perm(False) if perm is None else perm
-        ns.ensure_home(principal.name, parts, inclusive=False)
+        await self._commit(lambda w: w.ensure_home(principal.name, parts, inclusive=False))
         ns.check_create(principal, parts, overwrite)  # refuse before taking the body
         try:
             temp, fd = ns.new_temp()
@@ -519,7 +588,7 @@ class Store:
             await self._receive(body, expected, sink)
             await self.run(sink.sync)
             await finish(self.pool, sink.close)
-            ns.commit_create(
+            await self._commit(lambda w: w.commit_create(
                 principal,
                 parts,
                 temp,
@@ -527,7 +596,7 @@ class Store:
                 perm=perm,
                 replication=replication,
                 block_size=DEFAULT_BLOCK_SIZE if block_size == -1 else block_size,
-            )
+            ))
             committed = True
         finally:
             if not committed:
@@ -616,7 +685,7 @@ class Store:
                     await finish(self.pool, sink.truncate_back)
                 await finish(self.pool, sink.close)
             for inode in inodes:
-                trash = ns.unlink_to_trash(inode.parts)
+                trash = await self._commit(lambda w: w.unlink_to_trash(inode.parts))
                 if trash is not None:
                     try:
                         await finish(self.pool, lambda: ns.discard(trash))
@@ -625,14 +694,27 @@ class Store:
 
     async def mkdirs(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
-        self.ns.ensure_home(principal.name, parts, inclusive=True)
-        self.ns.make_dirs(principal, parts, self.ns.default_perm(True) if perm is None else perm)
+        check_path_limits("mkdirs", parts)
+        mode = self.ns.default_perm(True) if perm is None else perm
+
+        def first(w: Namespace) -> bool:
+            w.ensure_home(principal.name, parts, inclusive=True)
+            return w.make_dirs(principal, parts, mode, _MKDIRS_STEP)
+
+        done = await self._commit(first)
+        while not done:  # a deep path: more short steps, each checking afresh
+            done = await self._commit(lambda w: w.make_dirs(principal, parts, mode, _MKDIRS_STEP))
 
     async def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
         check_not_reserved(src)
         check_not_reserved(dst)
-        self.ns.ensure_home(principal.name, dst, inclusive=False)
-        return self.ns.rename(principal, src, dst)
+        check_path_limits("rename", dst)
+
+        def step(w: Namespace) -> bool:
+            w.ensure_home(principal.name, dst, inclusive=False)
+            return w.rename(principal, src, dst)
+
+        return await self._commit(step)
 
     async def delete(self, principal: Principal, parts: Parts, recursive: bool) -> bool:
         check_not_reserved(parts)
@@ -641,13 +723,14 @@ class Store:
             ns.existing(principal, parts)
             return False  # HDFS never deletes the root
         target, walk = ns.check_delete(principal, parts, recursive)
-        below: list[Parts] | None = None
+        below: list[str] | None = None
         if walk:  # the subtree's walk may be long: on the pool, before the locked step
             try:
                 below = await self.run(ns.host.subdirectories, parts)
             except OSError as exc:
                 raise NotFoundError(f"File does not exist: {target.path}") from exc
-        trash = ns.delete(principal, parts, recursive, below)  # checks again: it may have changed meanwhile
+        # Checks again: it may have changed meanwhile.
+        trash = await self._commit(lambda w: w.delete(principal, parts, recursive, below))
         if trash is not None:
             try:
                 await finish(self.pool, lambda: ns.discard(trash))
@@ -659,19 +742,19 @@ class Store:
 
     async def set_owner(self, principal: Principal, parts: Parts, owner: str | None, group: str | None) -> None:
         check_not_reserved(parts)
-        self.ns.set_owner(principal, parts, owner, group)
+        await self._commit(lambda w: w.set_owner(principal, parts, owner, group))
 
     async def set_permission(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
-        self.ns.set_permission(principal, parts, perm)
+        await self._commit(lambda w: w.set_permission(principal, parts, perm))
 
     async def set_times(self, principal: Principal, parts: Parts, mtime_ms: int, atime_ms: int) -> None:
         check_not_reserved(parts)
-        self.ns.set_times(principal, parts, mtime_ms, atime_ms)
+        await self._commit(lambda w: w.set_times(principal, parts, mtime_ms, atime_ms))
 
     async def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
         check_not_reserved(parts)
-        return self.ns.set_replication(principal, parts, replication)
+        return await self._commit(lambda w: w.set_replication(principal, parts, replication))
 
     # -- streams ------------------------------------------------------------------
 
@@ -704,8 +787,9 @@ class Store:
     ) -> int:
         """Open a stream that writes a new file, visible only once the stream is closed; return its id."""
         check_not_reserved(parts)
+        check_path_limits("create", parts)
         self.expire_streams()
-        self.ns.ensure_home(principal.name, parts, inclusive=False)
+        await self._commit(lambda w: w.ensure_home(principal.name, parts, inclusive=False))
         self.ns.check_create(principal, parts, overwrite)
         try:
             temp, fd = self.ns.new_temp()
@@ -771,15 +855,15 @@ class Store:
                     raise NotFoundError(f"Stream {stream_id} does not exist")  # closed elsewhere meanwhile
                 committed = False
                 try:
-                    self.ns.commit_create(
+                    await self._commit(lambda w: w.commit_create(
                         principal,
                         parse_hdfs_path(record.path),
                         temp,
                         overwrite=record.overwrite,
-                        perm=self.ns.default_perm(False) if record.perm is None else record.perm,
+                        perm=w.default_perm(False) if record.perm is None else record.perm,
                         replication=record.replication,
                         block_size=DEFAULT_BLOCK_SIZE if record.blocksize == -1 else record.blocksize,
-                    )
+                    ))
                     committed = True
                 finally:
                     if not committed:
