@@ -275,36 +275,97 @@ class Namespace:
 
     # -- directories ------------------------------------------------------------------
 
-    def make_dirs(self, principal: Principal, parts: Parts, perm: int, at_most: int) -> bool:
+    def make_dirs(self, principal: Principal, parts: Parts, perm: int, at_most: int) -> int | None:
         """``mkdirs``: create ``parts`` and missing parents (WRITE on the deepest existing one).
 
-        Creates ``at_most`` directories, so that one step holds the lock
-        briefly however deep the path: False when more remain (call again;
-        each call checks afresh).
+        Done here (``None``) when at most ``at_most`` directories are
+        missing.  Otherwise nothing is created and the number of names of
+        ``parts`` that exist is returned: the caller makes the rest aside,
+        without the lock (:meth:`stage_chain`), and moves it into place in
+        one short step (:meth:`place_chain`), so that however deep the path
+        no step holds the lock long, and the whole chain appears at once.
         """
+        resolved = self._mkdirs_checks(principal, parts)
+        if resolved is None:
+            return None
+        existing = len(resolved.deepest.parts)
+        if len(parts) - existing > at_most:
+            return existing
+        self._create_missing(principal, resolved, len(parts), perm)
+        return None
+
+    def _mkdirs_checks(self, principal: Principal, parts: Parts) -> Resolved | None:
+        """What ``mkdirs`` checks; ``None`` when the directory is there already."""
         resolved = self.resolve(principal, parts)
         target = resolved.target
         if target is not None:
             if not target.is_dir:
                 raise AlreadyExistsError(f"Path is not a directory: {target.path}")
-            return True
+            return None
         if resolved.through_file:
             raise ParentNotDirectoryError(f"Parent path is not a directory: {resolved.deepest.path}")
         self.require(principal, resolved.deepest, FsAction.WRITE)
-        upto = min(len(parts), len(resolved.deepest.parts) + at_most)
-        done = upto == len(parts)
-        self._create_missing(principal, resolved, upto, perm if done else self.default_perm(True) | 0o300)
-        return done
+        return resolved
+
+    def stage_chain(self, parts: Parts, existing: int) -> Parts:
+        """Make the missing directories of ``parts`` (below its first ``existing`` names) aside,
+        in the scratch directory, for :meth:`place_chain`; return where their top is.
+
+        Needs no lock: nobody else sees the scratch directory.  Linear in
+        the number made (see :meth:`HostTree.make_chain`).
+        """
+        top: Parts = (*TMP_DIR, uuid.uuid4().hex)
+        stats, failure = self.host.make_chain(TMP_DIR, (top[-1], *parts[existing + 1 :]))
+        if failure is None:
+            return top
+        with contextlib.suppress(OSError):  # or it goes at the next start
+            self.discard(top)
+        raise host_failure(failure, hdfs_path(parts[: existing + len(stats) + 1]))
+
+    def place_chain(self, principal: Principal, parts: Parts, existing: int, staged: Parts, perm: int) -> bool:
+        """Check ``mkdirs`` again and move the chain :meth:`stage_chain` made into place.
+
+        False, with nothing done, when the path changed meanwhile (the caller
+        starts again); True when it is done, or was done by someone else
+        meanwhile (the staged chain is then the caller's to discard).
+        """
+        resolved = self._mkdirs_checks(principal, parts)
+        if resolved is None:
+            return True
+        if len(resolved.deepest.parts) != existing:
+            return False
+        try:
+            self.host.rename(staged, parts[: existing + 1])
+        except OSError as exc:
+            if is_missing(exc) or exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                return False
+            raise host_failure(exc, hdfs_path(parts[: existing + 1])) from exc
+        self._record_chain(principal, resolved.deepest, parts[existing:], perm)
+        return True
+
+    def _record_chain(self, principal: Principal, parent: Inode, names: Parts, perm: int) -> list[InodeMeta]:
+        """Record directories just made, ``names`` below ``parent`` each in the one before.
+
+        The last gets ``perm``; implicit parents get the default with ``u+wx``
+        so their creator can go on creating below them (as HDFS does).  All
+        take their group from ``parent``.  One transaction.
+        """
+        implicit = self.default_perm(True) | 0o300
+        last = len(names) - 1
+        rows: list[tuple[str, InodeMeta]] = []
+        path = parent.path if parent.parts else ""
+        for i, name in enumerate(names):
+            path = f"{path}/{name}"
+            rows.append((path, self.new_dir_meta(principal.name, parent, perm if i == last else implicit)))
+        self.store.record_new(rows)
+        return [meta for _path, meta in rows]
 
     def _create_missing(self, principal: Principal, resolved: Resolved, upto: int, perm: int) -> Inode:
         """Create the missing directories of ``resolved.parts[:upto]``; return the last one.
 
-        The last gets ``perm``; implicit parents get the default with ``u+wx``
-        so their creator can go on creating below them (as HDFS does).  All
-        take their group from the deepest existing directory.  Linear in the
-        number created: host calls from the descriptor of the one before,
-        one transaction for their metadata (recorded even for those created
-        before a failure: their creator owns them).
+        They are recorded as :meth:`_record_chain` says, even those created
+        before a failure: their creator owns them.  Linear in the number
+        created: each is made from the descriptor of the one before.
         """
         parent = resolved.deepest
         start = len(parent.parts)
@@ -312,14 +373,9 @@ class Namespace:
         if not names:
             return parent
         stats, failure = self.host.make_chain(parent.parts, names)
-        implicit = self.default_perm(True) | 0o300
-        rows: list[tuple[str, InodeMeta]] = []
-        path = parent.path if parent.parts else ""
-        for depth, name in enumerate(names[: len(stats)], start + 1):
-            path = f"{path}/{name}"
-            rows.append((path, self.new_dir_meta(principal.name, parent, perm if depth == upto else implicit)))
-        if rows:
-            self.store.record_new(rows)
+        if failure is not None:
+            perm = self.default_perm(True) | 0o300  # the last one wanted was not made
+        metas = self._record_chain(principal, parent, names[: len(stats)], perm) if stats else []
         if failure is not None:
             failed = hdfs_path(resolved.parts[: start + len(stats) + 1])
             if isinstance(failure, FileExistsError):
@@ -327,7 +383,7 @@ class Namespace:
             if is_missing(failure):
                 raise not_found(failed.rpartition("/")[0] or "/") from failure
             raise host_failure(failure, failed) from failure
-        return self._inode(resolved.parts[:upto], stats[-1], rows[-1][1])
+        return self._inode(resolved.parts[:upto], stats[-1], metas[-1])
 
     def ensure_home(self, user: str, parts: Parts, *, inclusive: bool) -> None:
         """Create ``/user`` and ``/user/<user>`` when a user first writes below its home.
@@ -604,6 +660,7 @@ class Namespace:
 # still reaches their permission checks.
 for _name in (
     "make_dirs",
+    "place_chain",
     "ensure_home",
     "ensure_dir",
     "commit_create",

@@ -55,7 +55,10 @@ logger = logging.getLogger("gateway.embedded")
 _T = TypeVar("_T")
 
 _IO_THREADS = 4
-_MKDIRS_STEP = 64  # directories one step of mkdirs creates at most (see Namespace.make_dirs)
+# Directories mkdirs creates in place, holding the namespace lock; a longer
+# chain is made aside first (see Namespace.make_dirs).
+_MKDIRS_IN_PLACE = 32
+_MKDIRS_TRIES = 3  # times a staged chain is made again when the path changed meanwhile
 STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
 STREAM_SWEEP_S = 60.0  # how often the app's lifetime removes expired streams
 
@@ -695,15 +698,29 @@ class Store:
     async def mkdirs(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
         check_path_limits("mkdirs", parts)
-        mode = self.ns.default_perm(True) if perm is None else perm
+        ns = self.ns
+        mode = ns.default_perm(True) if perm is None else perm
 
-        def first(w: Namespace) -> bool:
+        def first(w: Namespace) -> int | None:
             w.ensure_home(principal.name, parts, inclusive=True)
-            return w.make_dirs(principal, parts, mode, _MKDIRS_STEP)
+            return w.make_dirs(principal, parts, mode, _MKDIRS_IN_PLACE)
 
-        done = await self._commit(first)
-        while not done:  # a deep path: more short steps, each checking afresh
-            done = await self._commit(lambda w: w.make_dirs(principal, parts, mode, _MKDIRS_STEP))
+        existing = await self._commit(first)
+        tries = 1
+        while existing is not None:  # a long chain: made aside on the pool, placed in one short step
+            staged = await self.run(ns.stage_chain, parts, existing)
+            try:
+                at = existing
+                if await self._commit(lambda w: w.place_chain(principal, parts, at, staged, mode)):
+                    return
+            finally:
+                try:
+                    await finish(self.pool, lambda: ns.discard(staged))  # gone once placed
+                except OSError:
+                    logger.warning("could not remove a staged mkdirs of %s; it goes at the next start", hdfs_path(parts))
+            tries += 1
+            at_most = _MKDIRS_IN_PLACE if tries <= _MKDIRS_TRIES else len(parts)  # at last: in place
+            existing = await self._commit(lambda w: w.make_dirs(principal, parts, mode, at_most))
 
     async def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
         check_not_reserved(src)
