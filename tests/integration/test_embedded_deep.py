@@ -28,7 +28,7 @@ from tests.integration.embedded import (
     Backend,
     Reply,
     backend,  # noqa: F401  (the fixture)
-    namespace,
+    remove_all,
     snapshot,
     status,
 )
@@ -36,6 +36,12 @@ from tests.integration.embedded import (
 W = "/webhdfs/v1"
 A = "/api/v1/paths"
 LIMIT_MESSAGE = "{op}: Pathname too long.  Limit 8000 characters, 1000 levels."
+
+
+@pytest.fixture(autouse=True)
+def no_deep_tree_left(tmp_path: Path) -> Iterator[None]:
+    yield  # after the backend stopped
+    remove_all(tmp_path)
 
 
 def chain(top: str, names: int) -> str:
