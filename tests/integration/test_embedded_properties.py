@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from tests.integration.embedded import Backend, Reply, make_config, remove_all, 
 W = "/webhdfs/v1"
 A = "/api/v1/paths"
 USERS = ("hdfs", "bob", "alice")
+DEFAULT_RECURSION_LIMIT = 1000  # CPython's
 
 
 @dataclass(frozen=True)
@@ -171,10 +173,13 @@ def test_random_trees_never_fail_the_backend_and_it_always_starts_again(
         ops = data.draw(operations(len(tree)), label="ops")
     root = tmp_path / uuid.uuid4().hex
     caplog.clear()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)  # as served, not as Hypothesis raised it
     try:
         with caplog.at_level(logging.WARNING, logger="gateway.embedded"):
             asyncio.run(scenario(root, tree, ops))
         assert [r.getMessage() for r in caplog.records if r.name.startswith("gateway.embedded")] == []
     finally:
+        sys.setrecursionlimit(limit)
         if root.exists():
             remove_all(root)
