@@ -272,17 +272,23 @@ async def loop_stall() -> AsyncIterator[list[float]]:
         await ticker
 
 
-async def test_a_deep_mkdirs_never_stalls_the_event_loop(backend: Backend) -> None:
+@pytest.mark.parametrize(("op", "data", "created"), [("mkdirs", None, 200), ("create", b"bottom", 201)])
+async def test_a_deep_mkdirs_or_create_never_stalls_the_event_loop(
+    backend: Backend, op: str, data: bytes | None, created: int
+) -> None:
+    bottom = chain("/user/bob/deep", MAX_PATH_DEPTH)
     async with loop_stall() as worst:
-        mkdirs = asyncio.create_task(backend.call("POST", f"{chain('/deep', MAX_PATH_DEPTH)}?op=mkdirs", "hdfs"))
+        making = asyncio.create_task(backend.call("POST", f"{bottom}?op={op}", data=data))
         waits = []
-        while not mkdirs.done():
+        while not making.done():
             began = time.perf_counter()
             assert (await backend.call("GET", "/user?op=status", "alice")).status == 200
             waits.append(time.perf_counter() - began)
-        assert (await mkdirs).status == 200
+        assert (await making).status == created
     assert worst[0] < 0.05, f"the event loop stalled {worst[0] * 1000:.0f} ms"
     assert len(waits) > 1 and max(waits) < 0.05, waits
+    parent = await status(backend, bottom.rpartition("/")[0])
+    assert (parent["owner"], parent["isDir"], parent["permission"]) == ("bob", True, "drwxr-xr-x")
 
 
 async def test_mkdirs_costs_linear_in_depth(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:

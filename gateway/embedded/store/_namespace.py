@@ -434,13 +434,20 @@ class Namespace:
 
     def commit_create(
         self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
-        block_size: int,
-    ) -> None:
-        """Move a complete upload into place, atomically; the temp is gone afterwards."""
+        block_size: int, make_parents: int,
+    ) -> bool:
+        """Move a complete upload into place, atomically; the temp is gone afterwards.
+
+        Missing parents are made here when there are at most
+        ``make_parents`` of them; else nothing is done and the answer is
+        False (the caller makes them as ``mkdirs`` does, and comes back).
+        """
         resolved = self.check_create(principal, parts, overwrite)
-        parent = resolved.parent or self._create_missing(
-            principal, resolved, len(parts) - 1, self.default_perm(True) | 0o300
-        )
+        parent = resolved.parent
+        if parent is None:
+            if len(parts) - 1 - len(resolved.deepest.parts) > make_parents:
+                return False
+            parent = self._create_missing(principal, resolved, len(parts) - 1, self.default_perm(True) | 0o300)
         path = hdfs_path(parts)
         try:
             if overwrite:
@@ -456,6 +463,7 @@ class Namespace:
             raise host_failure(exc, path) from exc
         meta = InodeMeta(principal.name, parent.meta.group, perm, replication, block_size)
         self.store.replace_subtree(path, meta)
+        return True
 
     def discard(self, parts: Parts) -> None:
         """Remove a temporary file or trash entry; a missing one is fine."""

@@ -591,15 +591,9 @@ class Store:
             await self._receive(body, expected, sink)
             await self.run(sink.sync)
             await finish(self.pool, sink.close)
-            await self._commit(lambda w: w.commit_create(
-                principal,
-                parts,
-                temp,
-                overwrite=overwrite,
-                perm=perm,
-                replication=replication,
-                block_size=DEFAULT_BLOCK_SIZE if block_size == -1 else block_size,
-            ))
+            await self._commit_create(
+                principal, parts, temp, overwrite=overwrite, perm=perm, replication=replication, block_size=block_size
+            )
             committed = True
         finally:
             if not committed:
@@ -698,16 +692,22 @@ class Store:
     async def mkdirs(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
         check_path_limits("mkdirs", parts)
+        mode = self.ns.default_perm(True) if perm is None else perm
+        await self._make_dirs(principal, parts, mode, home=True)
+
+    async def _make_dirs(self, principal: Principal, parts: Parts, mode: int, *, home: bool = False) -> None:
+        """``mkdirs`` (and the user's home first when ``home``): short chains in one locked step,
+        longer ones made aside on the pool and placed in one (see :meth:`Namespace.make_dirs`)."""
         ns = self.ns
-        mode = ns.default_perm(True) if perm is None else perm
 
         def first(w: Namespace) -> int | None:
-            w.ensure_home(principal.name, parts, inclusive=True)
+            if home:
+                w.ensure_home(principal.name, parts, inclusive=True)
             return w.make_dirs(principal, parts, mode, _MKDIRS_IN_PLACE)
 
         existing = await self._commit(first)
         tries = 1
-        while existing is not None:  # a long chain: made aside on the pool, placed in one short step
+        while existing is not None:
             staged = await self.run(ns.stage_chain, parts, existing)
             try:
                 at = existing
@@ -721,6 +721,23 @@ class Store:
             tries += 1
             at_most = _MKDIRS_IN_PLACE if tries <= _MKDIRS_TRIES else len(parts)  # at last: in place
             existing = await self._commit(lambda w: w.make_dirs(principal, parts, mode, at_most))
+
+    async def _commit_create(
+        self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
+        block_size: int,
+    ) -> None:
+        """Move a complete upload into place (see :meth:`Namespace.commit_create`), its missing
+        parents made first as ``mkdirs`` makes them when there are many."""
+
+        def commit(w: Namespace, make_parents: int) -> bool:
+            return w.commit_create(
+                principal, parts, temp, overwrite=overwrite, perm=perm, replication=replication,
+                block_size=DEFAULT_BLOCK_SIZE if block_size == -1 else block_size, make_parents=make_parents,
+            )
+
+        if not await self._commit(lambda w: commit(w, _MKDIRS_IN_PLACE)):
+            await self._make_dirs(principal, parts[:-1], self.ns.default_perm(True) | 0o300)
+            await self._commit(lambda w: commit(w, len(parts)))
 
     async def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
         check_not_reserved(src)
@@ -872,15 +889,15 @@ class Store:
                     raise NotFoundError(f"Stream {stream_id} does not exist")  # closed elsewhere meanwhile
                 committed = False
                 try:
-                    await self._commit(lambda w: w.commit_create(
+                    await self._commit_create(
                         principal,
                         parse_hdfs_path(record.path),
                         temp,
                         overwrite=record.overwrite,
-                        perm=w.default_perm(False) if record.perm is None else record.perm,
+                        perm=self.ns.default_perm(False) if record.perm is None else record.perm,
                         replication=record.replication,
-                        block_size=DEFAULT_BLOCK_SIZE if record.blocksize == -1 else record.blocksize,
-                    ))
+                        block_size=record.blocksize,
+                    )
                     committed = True
                 finally:
                     if not committed:
