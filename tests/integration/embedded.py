@@ -25,7 +25,6 @@ from yarl import URL
 from gateway.config import EmbeddedConfig
 from gateway.embedded import BACKEND_KEY, build_embedded_app
 from gateway.embedded.store import Namespace
-from gateway.embedded.store._host import remove_tree_at
 from gateway.identity import SIGNATURE_HEADER, IdentitySigner
 
 __all__ = (
@@ -39,7 +38,6 @@ __all__ = (
     "create",
     "make_config",
     "namespace",
-    "remove_all",
     "running",
     "snapshot",
     "status",
@@ -191,16 +189,6 @@ def by_hand(b: Backend, path: str, data: bytes | None = None) -> None:
     else:
         host.parent.mkdir(parents=True, exist_ok=True)
         host.write_bytes(data)
-
-
-def remove_all(directory: Path) -> None:
-    """Empty ``directory`` whatever its depth (pytest's own clean-up recurses, and gives up on deep trees)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for name in os.listdir(fd):
-            remove_tree_at(fd, name)
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> bytes:

@@ -28,10 +28,10 @@ from tests.integration.embedded import (
     Backend,
     Reply,
     backend,  # noqa: F401  (the fixture)
-    remove_all,
     snapshot,
     status,
 )
+from tests.trees import make_deep_chain, remove_all
 
 W = "/webhdfs/v1"
 A = "/api/v1/paths"
@@ -162,22 +162,6 @@ async def test_a_path_at_the_length_limit_is_made(backend: Backend) -> None:
 # -- the state directory never stops a start ---------------------------------------------
 
 
-def make_chain_by_hand(top: Path, names: int) -> None:
-    """A directory ``names`` deep below ``top`` (deeper than any path the host's calls take whole)."""
-    top.mkdir()
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(names):
-            os.mkdir("d", dir_fd=fd)
-            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = child
-        with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "wb") as fh:
-            fh.write(b"bottom")
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def unremovable(directory: Path) -> Iterator[None]:
     """Make ``directory`` impossible to empty for the backend's user (root too: an immutable file)."""
@@ -200,8 +184,8 @@ async def test_what_a_crash_left_in_the_state_directory_never_stops_a_start(
 ) -> None:
     await backend.stop()
     trash, tmp = scratch(backend, "trash"), scratch(backend, "tmp")
-    make_chain_by_hand(trash / "deep", 3000)  # what a recursive delete of a deep tree left
-    make_chain_by_hand(tmp / "deepdir", 1500)
+    make_deep_chain(trash / "deep", 3000)  # what a recursive delete of a deep tree left
+    make_deep_chain(tmp / "deepdir", 1500)
     (trash / "damaged").mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -32,7 +32,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.embedded.store import MAX_PATH_DEPTH
-from tests.integration.embedded import Backend, Reply, make_config, remove_all, running
+from tests.integration.embedded import Backend, Reply, make_config, running
+from tests.trees import remove_all
 
 W = "/webhdfs/v1"
 A = "/api/v1/paths"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.embedded.store._host import FD_WINDOW, HostTree, is_missing, remove_tree_at
+from tests.trees import make_deep_chain
 
 
 @pytest.fixture
@@ -102,21 +103,6 @@ def test_link_refuses_to_replace(layout: tuple[HostTree, Path, Path]) -> None:
     assert (root / "dir" / "file").read_bytes() == b"inside"
 
 
-def _deep_chain(top: Path, depth: int) -> None:
-    """``top/d/d/...`` ``depth`` directories deep, a file at the bottom (deeper than PATH_MAX allows to name)."""
-    top.mkdir()
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(depth):
-            os.mkdir("d", dir_fd=fd)
-            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = child
-        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
-    finally:
-        os.close(fd)
-
-
 @pytest.fixture
 def few_descriptors() -> Iterator[None]:
     """Allow this process only FD_WINDOW + 16 descriptors more than it has open now."""
@@ -132,7 +118,7 @@ def few_descriptors() -> Iterator[None]:
 @pytest.mark.usefixtures("few_descriptors")
 def test_walks_of_a_tree_deeper_than_the_stack_hold_few_descriptors(tmp_path: Path) -> None:
     depth = 3 * sys.getrecursionlimit()
-    _deep_chain(tmp_path / "top", depth)
+    make_deep_chain(tmp_path / "top", depth)
     (tmp_path / "top" / "side").mkdir()
     tree = HostTree(tmp_path)
     try:
@@ -147,7 +133,7 @@ def test_walks_of_a_tree_deeper_than_the_stack_hold_few_descriptors(tmp_path: Pa
 
 @pytest.mark.usefixtures("few_descriptors")
 def test_remove_tree_at_removes_a_deep_tree_and_leaves_what_links_point_at(tmp_path: Path) -> None:
-    _deep_chain(tmp_path / "top", 2 * FD_WINDOW + 5)
+    make_deep_chain(tmp_path / "top", 2 * FD_WINDOW + 5)
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "keep").write_bytes(b"keep")
     bottom = tmp_path.joinpath("top", *["d"] * (2 * FD_WINDOW + 5))
