@@ -395,7 +395,7 @@ class Namespace:
         """
         if len(parts) < (2 if inclusive else 3) or parts[0] != USER_DIR[0] or parts[1] != user:
             return
-        system = self.groups.principal(self.groups.superuser)
+        system = Principal(self.groups.superuser, frozenset(), True)  # no group lookup on the namespace thread
         self.ensure_dir(system, USER_DIR, DEFAULT_DIR_PERM)
         resolved = self.resolve(system, parts[:2])
         if resolved.target is None and not resolved.through_file and resolved.found == 2:

@@ -335,7 +335,7 @@ class Store:
                 if writer.store.get("/") is None:
                     root = InodeMeta(self.groups.superuser, self.groups.supergroup, DEFAULT_DIR_PERM, 0, 0)
                     writer.store.put("/", root)
-                system = self.groups.principal(self.groups.superuser)
+                system = Principal(self.groups.superuser, frozenset(), True)
                 writer.ensure_dir(system, ("user",), DEFAULT_DIR_PERM)
         except BaseException:
             writer.close()
