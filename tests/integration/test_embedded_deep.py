@@ -28,6 +28,7 @@ from tests.integration.embedded import (
     Backend,
     Reply,
     backend,  # noqa: F401  (the fixture)
+    namespace,
     snapshot,
     status,
 )
@@ -275,6 +276,21 @@ async def test_a_deep_mkdirs_or_create_never_stalls_the_event_loop(
     assert (parent["owner"], parent["isDir"], parent["permission"]) == ("bob", True, "drwxr-xr-x")
 
 
+async def test_lookups_and_a_delete_of_a_deep_tree_never_stall_the_event_loop(backend: Backend) -> None:
+    bottom = chain("/user/bob/deep", MAX_PATH_DEPTH)
+    assert (await backend.call("POST", f"{bottom}?op=mkdirs")).status == 200
+    async with loop_stall() as worst:
+        for _ in range(5):
+            # A change anywhere drops every cached row: each lookup reads its 1000 rows again.
+            assert (await backend.call("PUT", "/user/bob?op=setpermission&permission=755")).status == 200
+            assert (await status(backend, bottom))["isDir"] is True
+            file = chain("/user/bob/deep", MAX_PATH_DEPTH - 1) + "/f"
+            assert (await backend.call("POST", f"{file}?op=create&overwrite=true", data=b"x")).status == 201
+        reply = await backend.call("DELETE", "/user/bob/deep?op=delete&recursive=true")
+        assert (reply.status, reply.json()) == (200, {"delete": True})
+    assert worst[0] < 0.05, f"the event loop stalled {worst[0] * 1000:.0f} ms"
+
+
 async def test_mkdirs_costs_linear_in_depth(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = [0]
     real_open, real_mkdir = os.open, os.mkdir
@@ -319,3 +335,33 @@ async def test_a_contended_namespace_lock_stalls_no_other_request(backend: Backe
         released.join()
         os.close(other)
     assert (await status(backend, "/user/bob/waits"))["isDir"] is True
+
+
+# -- a long mkdirs is made aside, then placed: the races in between -----------------------
+
+
+@pytest.mark.parametrize("race", ["made meanwhile", "cleared by a starting worker"])
+async def test_a_staged_chain_that_cannot_be_placed_is_made_again(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, race: str
+) -> None:
+    ns = namespace(backend)
+    stage_chain = ns.stage_chain
+    staged: list[object] = []
+
+    def raced(parts: tuple[str, ...], existing: int) -> object:
+        top = stage_chain(parts, existing)
+        if not staged:  # the first time only
+            if race == "made meanwhile":
+                os.mkdir(backend.root.joinpath(*parts[: existing + 1]))  # by hand: deepest moves on
+            else:
+                remove_all(scratch(backend, "tmp"))
+        staged.append(top)
+        return top
+
+    monkeypatch.setattr(ns, "stage_chain", raced)
+    bottom = chain("/deep", MAX_PATH_DEPTH)
+    reply = await backend.call("POST", f"{bottom}?op=mkdirs", "hdfs")
+    assert (reply.status, reply.json()) == (200, {"mkdirs": True})
+    assert len(staged) == 2
+    assert (await status(backend, bottom, "hdfs"))["owner"] == "hdfs"
+    assert os.listdir(scratch(backend, "tmp")) == []

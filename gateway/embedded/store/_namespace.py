@@ -307,12 +307,14 @@ class Namespace:
         self.require(principal, resolved.deepest, FsAction.WRITE)
         return resolved
 
-    def stage_chain(self, parts: Parts, existing: int) -> Parts:
+    def stage_chain(self, parts: Parts, existing: int) -> Parts | None:
         """Make the missing directories of ``parts`` (below its first ``existing`` names) aside,
         in the scratch directory, for :meth:`place_chain`; return where their top is.
 
         Needs no lock: nobody else sees the scratch directory.  Linear in
-        the number made (see :meth:`HostTree.make_chain`).
+        the number made (see :meth:`HostTree.make_chain`).  ``None`` when
+        what was made vanished meanwhile (a worker starting clears the
+        scratch directory): the caller starts again.
         """
         top: Parts = (*TMP_DIR, uuid.uuid4().hex)
         stats, failure = self.host.make_chain(TMP_DIR, (top[-1], *parts[existing + 1 :]))
@@ -320,6 +322,8 @@ class Namespace:
             return top
         with contextlib.suppress(OSError):  # or it goes at the next start
             self.discard(top)
+        if is_missing(failure):
+            return None
         raise host_failure(failure, hdfs_path(parts[: existing + len(stats) + 1]))
 
     def place_chain(self, principal: Principal, parts: Parts, existing: int, staged: Parts, perm: int) -> bool:

@@ -59,6 +59,9 @@ _IO_THREADS = 4
 # chain is made aside first (see Namespace.make_dirs).
 _MKDIRS_IN_PLACE = 32
 _MKDIRS_TRIES = 3  # times a staged chain is made again when the path changed meanwhile
+# A lookup costs two system calls and a metadata row a name: one of a path
+# with more names than this runs on the lookup thread, not on the event loop.
+_LOOKUP_ON_LOOP = 64
 STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
 STREAM_SWEEP_S = 60.0  # how often the app's lifetime removes expired streams
 
@@ -251,6 +254,8 @@ class Store:
         self._ns: Namespace | None = None  # lookups, on the event loop
         self._writer: Namespace | None = None  # changes, on the namespace thread (see _commit)
         self._writing: ThreadPoolExecutor | None = None
+        self._looker: Namespace | None = None  # lookups of long paths, on the lookup thread (see _look)
+        self._looking: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._streams: StreamTable | None = None
         self.stream_ttl_ms = STREAM_TTL_MS
@@ -315,7 +320,13 @@ class Store:
             undo.callback(writing.shutdown)
             # The writer's database connection is made, used and closed on its thread.
             writer = writing.submit(self._open_writer, host, state).result()
+            undo.callback(lambda: writing.submit(writer.store.close).result())
+            undo.callback(writer.close)
+            looking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-lookup")
+            undo.callback(looking.shutdown)
+            looker = looking.submit(self._namespace, host, state).result()
             self._ns, self._writer, self._writing = ns, writer, writing
+            self._looker, self._looking = looker, looking
             self._pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="embedded-io")
             undo.pop_all()
 
@@ -347,6 +358,14 @@ class Store:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._looking is not None:
+            looker = self._looker
+            if looker is not None:
+                self._looking.submit(looker.store.close).result()
+                looker.close()
+                self._looker = None
+            self._looking.shutdown(wait=True)
+            self._looking = None
         if self._writing is not None:
             writer = self._writer
             if writer is not None:
@@ -363,6 +382,16 @@ class Store:
         if self._streams is not None:
             self._streams.close()
             self._streams = None
+
+    async def _look(self, parts: Parts, step: Callable[[Namespace], _T]) -> _T:
+        """Run ``step``, lookups that hold nothing open, here for a short path and on the
+        lookup thread (its own namespace and connection) for a long one, which costs more."""
+        if len(parts) <= _LOOKUP_ON_LOOP:
+            return step(self.ns)
+        if self._looking is None or self._looker is None:
+            raise RuntimeError("the embedded backend is not started")
+        looker = self._looker
+        return await asyncio.get_running_loop().run_in_executor(self._looking, step, looker)
 
     async def _commit(self, step: Callable[[Namespace], _T]) -> _T:
         """Run ``step`` (a change) on the namespace thread, holding the namespace lock.
@@ -419,7 +448,7 @@ class Store:
 
     async def status(self, principal: Principal, parts: Parts) -> Inode:
         check_not_reserved(parts)
-        return self.ns.existing(principal, parts)
+        return await self._look(parts, lambda n: n.existing(principal, parts))
 
     async def list(self, principal: Principal, parts: Parts, pattern: re.Pattern[str] | None = None) -> list[Inode]:
         """A directory's entries, or the file itself; only names ``pattern`` matches whole."""
@@ -437,7 +466,7 @@ class Store:
         between; one that vanishes meanwhile is skipped.
         """
         check_not_reserved(parts)
-        top = self.ns.existing(principal, parts)
+        top = await self._look(parts, lambda n: n.existing(principal, parts))
         if not top.is_dir:
             return ContentSummary(0, 1, top.length, top.length * top.meta.replication)
         directories = files = length = space = 0
@@ -579,7 +608,7 @@ class Store:
         ns = self.ns
         perm = ns.default_perm(False) if perm is None else perm
         await self._commit(lambda w: w.ensure_home(principal.name, parts, inclusive=False))
-        ns.check_create(principal, parts, overwrite)  # refuse before taking the body
+        await self._look(parts, lambda n: n.check_create(principal, parts, overwrite))  # refuse before the body
         try:
             temp, fd = ns.new_temp()
         except OSError as exc:
@@ -708,19 +737,22 @@ class Store:
         existing = await self._commit(first)
         tries = 1
         while existing is not None:
-            staged = await self.run(ns.stage_chain, parts, existing)
-            try:
-                at = existing
-                if await self._commit(lambda w: w.place_chain(principal, parts, at, staged, mode)):
-                    return
-            finally:
-                try:
-                    await finish(self.pool, lambda: ns.discard(staged))  # gone once placed
-                except OSError:
-                    logger.warning("could not remove a staged mkdirs of %s; it goes at the next start", hdfs_path(parts))
+            staged: Parts | None = await self.run(ns.stage_chain, parts, existing)
+            if staged is not None and await self._place(principal, parts, existing, staged, mode):
+                return
             tries += 1
             at_most = _MKDIRS_IN_PLACE if tries <= _MKDIRS_TRIES else len(parts)  # at last: in place
             existing = await self._commit(lambda w: w.make_dirs(principal, parts, mode, at_most))
+
+    async def _place(self, principal: Principal, parts: Parts, existing: int, staged: Parts, mode: int) -> bool:
+        """Move a staged chain into place (see :meth:`Namespace.place_chain`); discard it if it is not."""
+        try:
+            return await self._commit(lambda w: w.place_chain(principal, parts, existing, staged, mode))
+        finally:
+            try:
+                await finish(self.pool, lambda: self.ns.discard(staged))  # gone once placed
+            except OSError:
+                logger.warning("could not remove a staged mkdirs of %s; it goes at the next start", hdfs_path(parts))
 
     async def _commit_create(
         self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
@@ -756,7 +788,7 @@ class Store:
         if not parts:
             ns.existing(principal, parts)
             return False  # HDFS never deletes the root
-        target, walk = ns.check_delete(principal, parts, recursive)
+        target, walk = await self._look(parts, lambda n: n.check_delete(principal, parts, recursive))
         below: list[str] | None = None
         if walk:  # the subtree's walk may be long: on the pool, before the locked step
             try:
@@ -824,7 +856,7 @@ class Store:
         check_path_limits("create", parts)
         self.expire_streams()
         await self._commit(lambda w: w.ensure_home(principal.name, parts, inclusive=False))
-        self.ns.check_create(principal, parts, overwrite)
+        await self._look(parts, lambda n: n.check_create(principal, parts, overwrite))
         try:
             temp, fd = self.ns.new_temp()
         except OSError as exc:
