@@ -141,6 +141,14 @@ def _clear_scratch(state: Path, name: str, live: set[str] | None) -> None:
         os.close(fd)
 
 
+def _close_on(thread: ThreadPoolExecutor, ns: Namespace | None) -> None:
+    """Close ``ns``, whose database connection belongs to ``thread``, then the thread."""
+    if ns is not None:
+        thread.submit(ns.store.close).result()
+        ns.close()
+    thread.shutdown(wait=True)
+
+
 class Body(Protocol):
     """A request body being received (aiohttp's ``StreamReader``)."""
 
@@ -359,21 +367,11 @@ class Store:
             self._pool.shutdown(wait=True)
             self._pool = None
         if self._looking is not None:
-            looker = self._looker
-            if looker is not None:
-                self._looking.submit(looker.store.close).result()
-                looker.close()
-                self._looker = None
-            self._looking.shutdown(wait=True)
-            self._looking = None
+            _close_on(self._looking, self._looker)
+            self._looking, self._looker = None, None
         if self._writing is not None:
-            writer = self._writer
-            if writer is not None:
-                self._writing.submit(writer.store.close).result()
-                writer.close()
-                self._writer = None
-            self._writing.shutdown(wait=True)
-            self._writing = None
+            _close_on(self._writing, self._writer)
+            self._writing, self._writer = None, None
         if self._ns is not None:
             self._ns.store.close()
             self._ns.host.close()
