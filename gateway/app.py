@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from authplugins import AuthScheme, scheme_class
-from gateway.authfilter import IDENTITY, AuthFilter
+from gateway.authfilter import IDENTITY, SESSION, AuthFilter
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing, LiveKeys
 from gateway.dialects import DIALECTS, DataNodeRedirects
@@ -206,7 +206,10 @@ def build_gateway_app(
             request[ROUTE] = router.resolve(target.partition("?")[0])
         except AmbiguousPath as exc:
             request[ROUTE] = exc.route
-            return route_error(request, 400, "The path leads elsewhere once decoded: write it without escapes or dot segments")
+            return route_error(
+                request, 400,
+                "The path leads elsewhere once decoded: write it without escapes, dot segments or ;parameters",
+            )
         request[_TARGET] = target
         if request_log is None:
             return await handler(request)
@@ -245,13 +248,15 @@ def build_gateway_app(
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0
             user = request[IDENTITY].user
-            if dialect.datanodes is not None and dialect.datanodes.is_signed(request[_TARGET]):
-                step = dialect.datanodes.verify(user, request[_TARGET])
+            if dialect.datanodes is not None and dialect.datanodes.is_data_step(request[_TARGET]):
+                step = dialect.datanodes.open(
+                    request[_TARGET], user=request[SESSION].user, effective=user, method=request.method
+                )
                 if step is None:
                     response = dialect.error_response(403, "The data-node redirect is not valid for this user")
                     response.force_close()
                     return response
-                # The signed target came from the NameNode: forwarded as it is, with the identity.
+                # The sealed target came from the NameNode: forwarded as it is, with the identity.
                 node, target = step
                 proxy = UpstreamProxy(
                     node,
@@ -260,7 +265,9 @@ def build_gateway_app(
                     cookie_names={config.cookie.name, "hadoop.auth"},
                     send_timeout=config.backend.send_timeout,
                 )
-                return await proxy.forward(request, dialect.forward_verbatim(request, target, user), None)
+                return await proxy.forward(
+                    request, dialect.forward_verbatim(request, target, user), dialect.datanodes.answer_headers
+                )
             return await request.app[_PROXIES][request[ROUTE].backend_urls].forward(
                 request,
                 dialect.forward(request, request[_TARGET], user),
@@ -314,6 +321,8 @@ def build_gateway_app(
                     read_timeout=config.backend.read_timeout,
                     pool_timeout=config.backend.pool_timeout,
                     max_connections=config.backend.max_connections,
+                    max_head_size=config.backend.max_response_head_size,
+                    max_headers=config.backend.max_response_headers,
                 )
                 sessions.append(session)
                 backends = BackendSet(
@@ -335,6 +344,8 @@ def build_gateway_app(
                 read_timeout=config.backend.read_timeout,
                 pool_timeout=config.backend.pool_timeout,
                 max_connections=config.backend.max_connections,
+                max_head_size=config.backend.max_response_head_size,
+                max_headers=config.backend.max_response_headers,
             )
             sessions.append(data_session)
             app[_DATA_SESSION] = data_session

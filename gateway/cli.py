@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import importlib.metadata
 import logging
 import logging.handlers
@@ -26,7 +27,7 @@ import socket
 import ssl
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from gateway._keys_command import add_keys_parser, run_keys
 from gateway.cookie import KeyRing
 from gateway.keys import read_keys
 from gateway.log import ClientErrorFilter, access_logger, audit_logger, server_logger
+from gateway.loopwatch import LoopWatch
 from gateway.reload import plan
 from gateway.serving import ConnectionLimit, InFlight
 from gateway.workers import BindError, Listener, bind, default_workers, supervise
@@ -264,6 +266,20 @@ async def _run_until_stopped(
         for runner in reversed(runners):
             await runner.cleanup()
         server_logger.info("stopped after %.1f s", loop.time() - started)
+
+
+@contextlib.contextmanager
+def _watching(threshold: float, on_stall: Callable[[float], object] | None = None) -> Iterator[None]:
+    """Watch the running loop for stalls past ``threshold`` seconds (``log.loop_stall``; 0: not at all)."""
+    if not threshold:
+        yield
+        return
+    watch = LoopWatch(threshold, on_stall)
+    watch.start()
+    try:
+        yield
+    finally:
+        watch.stop()
 
 
 def _prepare_root(config: Config) -> Path:
@@ -523,7 +539,8 @@ def _serve(config: Config, reloader: _Reloader) -> int:
             _sdnotify.notify("READY=1")
 
         try:
-            await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT], reload)
+            with _watching(config.log.loop_stall, None if metrics is None else metrics.loop_stall):
+                await _run_until_stopped(runners, config.server.shutdown_timeout, app[IN_FLIGHT], reload)
         finally:
             if sampler is not None:
                 sampler.cancel()
@@ -595,7 +612,8 @@ def _embedded(config: Config) -> int:
                 await r.cleanup()
             raise
         ready()
-        await _run_until_stopped(runners, config.server.shutdown_timeout, None)
+        with _watching(config.log.loop_stall):
+            await _run_until_stopped(runners, config.server.shutdown_timeout, None)
 
     def announce() -> None:
         server_logger.info("%s", _embedded_line(config, listener.address, root))

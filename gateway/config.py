@@ -173,6 +173,15 @@ class BackendConfig:
         default=10.0, metadata=_help("seconds a request may wait for a free backend connection (504 after)")
     )
     max_connections: int = field(default=256, metadata=_help("connections to the backend at most, pooled"))
+    max_response_head_size: int = field(
+        default=32768,
+        metadata=_help(
+            "bytes of a backend answer's status line and headers at most (as nginx's proxy_buffer_size; 502 after)"
+        ),
+    )
+    max_response_headers: int = field(
+        default=100, metadata=_help("header lines of a backend answer at most (502 after)")
+    )
     failover_attempts: int = field(
         default=3, metadata=_help("backends of a route's list one request is tried on at most, each once")
     )
@@ -267,6 +276,21 @@ class EmbeddedConfig:
         default=36000,
         metadata=_help('kerberos: seconds the "hadoop.auth" cookie it sets after a handshake is valid'),
     )
+    ls_limit: int = field(
+        default=1000,
+        metadata=_help(
+            "entries per LISTSTATUS_BATCH answer, as HDFS's dfs.ls.limit; a streamed listing (LISTSTATUS, "
+            "list, list-status) reads 8 times this many names per pass and holds no more, whatever the "
+            "directory's size"
+        ),
+    )
+    max_write_streams: int = field(
+        default=64,
+        metadata=_help(
+            "open Alluxio write streams (create-file) one user may hold at once; more are refused "
+            "with RESOURCE_EXHAUSTED until one is closed or expires"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +332,14 @@ class LogConfig:
     audit: bool = field(default=True, metadata=_help("log one audit line per request to gateway.audit"))
     audit_file: str = field(
         default="", metadata=_help("file the audit lines go to (appended); empty: the standard error, with the rest")
+    )
+    loop_stall: float = field(
+        default=0.1,
+        metadata=_help(
+            "seconds a worker's event loop may be held by one stretch of work (every other request of the worker "
+            "waits meanwhile) before gateway.server logs 'event loop blocked for N ms'; time spent waiting for a "
+            "CPU is not counted. 0: not watched"
+        ),
     )
 
 
@@ -889,6 +921,12 @@ def _check(config: Config, name: Names = str) -> list[str]:
             problems.append(f"{name(f'backend.{key}')} = {getattr(backend, key)}: must be positive")
     if backend.max_connections < 1:
         problems.append(f"{name('backend.max_connections')} = {backend.max_connections}: must be at least 1")
+    if backend.max_response_head_size < 1024:
+        problems.append(
+            f"{name('backend.max_response_head_size')} = {backend.max_response_head_size}: must be at least 1024"
+        )
+    if backend.max_response_headers < 1:
+        problems.append(f"{name('backend.max_response_headers')} = {backend.max_response_headers}: must be at least 1")
     if backend.dialect not in DIALECTS:
         problems.append(
             f"{name('backend.dialect')} = {backend.dialect!r}: unknown dialect (known: {', '.join(DIALECTS)})"
@@ -918,6 +956,13 @@ def _check(config: Config, name: Names = str) -> list[str]:
         problems.extend(_embedded_problems(config, name, server_addresses))
     if config.log.level.upper() not in LOG_LEVELS:
         problems.append(f"{name('log.level')} = {config.log.level!r}: must be one of {', '.join(LOG_LEVELS)}")
+    if not 0 <= config.log.loop_stall <= 60:
+        problems.append(f"{name('log.loop_stall')} = {config.log.loop_stall}: must be between 0 (off) and 60 seconds")
+    elif 0 < config.log.loop_stall < 0.004:
+        problems.append(
+            f"{name('log.loop_stall')} = {config.log.loop_stall}: must be 0 (off) or at least 0.004 seconds "
+            "(the loop's timers count whole milliseconds)"
+        )
     for key in ("access_file", "audit_file"):
         value = getattr(config.log, key)
         why = _log_file_problem(value) if value else None
@@ -1002,6 +1047,9 @@ def _embedded_problems(config: Config, name: Names, server_addresses: set[tuple[
             problems.append(
                 f"{name('embedded.cookie_validity')} = {embedded.cookie_validity}: must be a positive number of seconds"
             )
+    for key, value in (("ls_limit", embedded.ls_limit), ("max_write_streams", embedded.max_write_streams)):
+        if value <= 0:
+            problems.append(f"{name('embedded.' + key)} = {value}: must be a positive number")
     for entry in embedded.groups:  # the backend's own reading, so no entry passes here that it refuses
         try:
             parse_groups([entry])

@@ -66,12 +66,17 @@ class ClientView:
     ``scheme`` and ``host`` are how the client addressed the gateway (for
     the URLs it writes); ``chain`` the verified hops, the client first and
     the TCP peer last, as the gateway's ``X-Forwarded-For`` lists them.
+    ``vouched``: a trusted proxy gave ``scheme`` and ``host`` (its headers,
+    or the ``Host`` it sent); else they are the client's own word, fit to
+    write into a URL for that client but never to decide what is the
+    gateway's.
     """
 
     address: str
     scheme: str
     host: str
     chain: tuple[str, ...]
+    vouched: bool = False
 
 
 CLIENT = web.RequestKey("client", ClientView)
@@ -334,12 +339,12 @@ class TrustedProxies:
             chain = (address, *(str(h) for h in hops[start + 1 :]), str(peer))
         scheme = _scheme(_last(request, hdrs.X_FORWARDED_PROTO)) or request.scheme
         host = _host(_last(request, hdrs.X_FORWARDED_HOST)) or request.host
-        return ClientView(address, scheme, _with_port(host, _last(request, "X-Forwarded-Port"), scheme), chain)
+        return ClientView(address, scheme, _with_port(host, _last(request, "X-Forwarded-Port"), scheme), chain, True)
 
     def _from_forwarded(self, request: web.Request, peer: _Address) -> ClientView:
         elements = parse_forwarded(request.headers.getall(hdrs.FORWARDED, ()))
         if not elements:
-            return ClientView(str(peer), request.scheme, request.host, (str(peer),))
+            return ClientView(str(peer), request.scheme, request.host, (str(peer),), True)
         hops: list[_Address | str] = [
             parse_node(e.for_) if e.valid and e.for_ is not None else UNKNOWN for e in elements
         ]
@@ -349,4 +354,4 @@ class TrustedProxies:
         scheme = (_scheme(said.proto) if said.valid else None) or request.scheme
         host = (_host(said.host) if said.valid else None) or request.host
         chain = (address, *(str(h) for h in hops[start + 1 :]), str(peer))
-        return ClientView(address, scheme, host, chain)
+        return ClientView(address, scheme, host, chain, True)

@@ -44,6 +44,8 @@ _METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"
 # one against a slow KDC or an overloaded accept pool much more.
 _HANDSHAKE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
 _UPSTREAM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
+# An event loop stall is reported past log.loop_stall (0.1 s by default; the suite watches from 0.025 s).
+_STALL_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
 _SAMPLE_PERIOD = 1.0  # seconds between samples of the open connections and streams
 
 
@@ -135,6 +137,12 @@ class GatewayMetrics:
         self._workers = Gauge(
             "authgateway_workers", "Worker processes serving", registry=None, multiprocess_mode="livesum"
         )
+        self._loop_stalls = Histogram(
+            "authgateway_loop_stall_seconds",
+            "Stalls of a worker's event loop longer than log.loop_stall: seconds it was held by one stretch of "
+            "work (every other request of the worker waited), time spent waiting for a CPU not counted",
+            buckets=_STALL_BUCKETS, registry=None,
+        )
         self._request_children: dict[tuple[str, str, int, str], Counter] = {}
         self._route_children: dict[str, _RouteChildren] = {}
         self._failure_children: dict[tuple[str, str], Counter] = {}
@@ -179,6 +187,10 @@ class GatewayMetrics:
 
     def upstream(self, route: str, seconds: float) -> None:
         self._route(route).upstream.observe(seconds)
+
+    def loop_stall(self, seconds: float) -> None:
+        """This worker's event loop was held ``seconds`` (past ``log.loop_stall``; :mod:`gateway.loopwatch`)."""
+        self._loop_stalls.observe(seconds)
 
     def sample(self, *, serving: bool, connections: int, streams: int) -> None:
         """This worker's state: ``serving`` (counted in ``authgateway_workers``), its connections and streams."""

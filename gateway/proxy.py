@@ -29,8 +29,9 @@ What it does on every request:
   says (connection failures, Hadoop's ``StandbyException``; never once a
   byte of the body was read, never an unsafe method that may have reached
   a backend);
-* maps an unreachable backend, a broken answer and a ``101`` nobody asked
-  for to 502; a backend that does not connect, answer or take the request
+* maps an unreachable backend, a broken answer, a head over the backend's
+  ``max_response_head_size`` or ``max_response_headers`` and a ``101``
+  nobody asked for to 502; a backend that does not connect, answer or take the request
   body in time, and a pool with no free connection in time, to 504
   (``connect_timeout``, ``read_timeout``, ``send_timeout``, ``pool_timeout``);
   a backend that fails once the answer has started cuts the client's
@@ -66,8 +67,8 @@ from gateway.failover import STANDBY_BODY_LIMIT, Backend, BackendSet, Failure, i
 from gateway.forwarded import client_view
 from gateway.log import REQUEST_ID_HEADER, proxy_logger, request_id
 from gateway.upstream import (
-    BackendError, ConnectError, ConnectTimeoutError, Connection, InterimAnswerError, Origin, ResponseHead,
-    UpstreamClient,
+    DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_HEADERS, BackendError, ConnectError, ConnectTimeoutError, Connection,
+    HeadTooLargeError, InterimAnswerError, Origin, ResponseHead, UpstreamClient,
 )
 
 __all__ = (
@@ -421,12 +422,16 @@ class UpstreamProxy(UpstreamHeaders):
         read_timeout: float,
         pool_timeout: float,
         max_connections: int,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
     ) -> UpstreamClient:
         return UpstreamClient(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             pool_timeout=pool_timeout,
             max_connections=max_connections,
+            max_head_size=max_head_size,
+            max_headers=max_headers,
         )
 
     def _response_headers(self, upstream: ResponseHead) -> CIMultiDict[str]:
@@ -565,6 +570,10 @@ class UpstreamProxy(UpstreamHeaders):
                 conn.abort()
                 proxy_logger.error("backend answered %s %s with an %s", fwd.method, request.path, exc)
                 raise _AttemptError(UpstreamError(502, "the backend sent an unexpected interim answer"), None) from exc
+            except HeadTooLargeError as exc:
+                conn.abort()
+                proxy_logger.error("backend answered %s %s with a head too large: %s", fwd.method, request.path, exc)
+                raise _AttemptError(UpstreamError(502, "the backend's answer head is too large"), None) from exc
             except (BackendError, OSError) as exc:
                 conn.abort()
                 if retry and conn.reused and not conn.answered:

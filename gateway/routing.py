@@ -9,6 +9,7 @@ route's dialect.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -103,12 +104,17 @@ class Router:
         A backend decodes escapes and dot segments before it looks at a path,
         so ``/%77ebhdfs/v1/x`` or ``/a/../webhdfs/v1/x`` would reach the
         WebHDFS face through the route for ``/``, with that route's identity
-        and rules.  The raw path is forwarded as the client wrote it; it
-        must therefore lead to the same route as its decoded, normalized
-        form, or the request is refused (:class:`AmbiguousPath`).
+        and rules.  Jetty and Tomcat (HttpFS, the NameNode) also drop each
+        segment's path parameters (``;jsessionid=1``) first, so to them
+        ``/restricted;/x`` is ``/restricted/x``.  The raw path is forwarded
+        as the client wrote it; it must therefore lead to the same route as
+        the path such a backend reads, or the request is refused
+        (:class:`AmbiguousPath`).  A ``;`` within one route (a file name
+        with one) changes nothing and passes; an escaped one (``%3B``) is
+        part of a name to every backend.
         """
         route = self._match(path)
-        if "%" in path or "/." in path or "//" in path:
+        if "%" in path or "/." in path or "//" in path or ";" in path:
             decoded = _normalized(path)
             other = self._match(decoded)
             if other is not route:
@@ -122,9 +128,13 @@ class Router:
         raise AssertionError("unreachable: the '/' route matches every path")
 
 
+_PATH_PARAMETERS = re.compile(r";[^/]*")  # RFC 3986 3.3: a segment's ";" parameters, as Jetty's URIUtil drops them
+
+
 def _normalized(path: str) -> str:
-    """``path`` decoded and with its dot segments and repeated slashes resolved, as a backend reads it."""
-    decoded = unquote(path, errors="surrogateescape")
+    """``path`` without path parameters, decoded, and with its dot segments and repeated slashes
+    resolved, as a servlet backend reads it (parameters go before decoding: ``%3B`` is no parameter)."""
+    decoded = unquote(_PATH_PARAMETERS.sub("", path), errors="surrogateescape")
     normal = posixpath.normpath("/" + decoded.lstrip("/"))
     if decoded.endswith("/") and not normal.endswith("/"):
         normal += "/"  # "/webhdfs/v1/" stays inside its route

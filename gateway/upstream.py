@@ -23,6 +23,13 @@ What it holds to:
   connection is then never reused);
 * a broken, garbled or cut-short answer a :class:`BackendError`; an answer
   without a length read until the backend closes;
+* a head (status line and header lines, interim heads included) of at most
+  ``max_head_size`` bytes and ``max_headers`` lines, as nginx's
+  ``proxy_buffer_size`` bounds it: a larger one is a
+  :class:`HeadTooLargeError`, found while it comes, so no more of it is held;
+* the answer ends where its framing says: a byte after it (a second answer
+  nobody asked for, or garbage) is never parsed nor handed over, and the
+  connection is dropped at once;
 * a connection back in the pool only after a complete answer to a complete
   request, with keep-alive on both sides and nothing after it; everything
   else, cancellation included, aborts it (never a graceful close: that
@@ -41,14 +48,17 @@ import httptools
 from yarl import URL
 
 __all__ = (
-    "BackendError", "BodySender", "ConnectError", "ConnectTimeoutError", "Connection", "InterimAnswerError", "Origin", "ResponseHead",
-    "UpstreamClient",
+    "DEFAULT_MAX_HEADERS", "DEFAULT_MAX_HEAD_SIZE", "BackendError", "BodySender", "ConnectError", "ConnectTimeoutError",
+    "Connection", "HeadTooLargeError", "InterimAnswerError", "Origin", "ResponseHead", "UpstreamClient",
 )
 
 IDLE_TIMEOUT: Final = 15.0  # seconds an unused keep-alive connection is kept (as aiohttp's client)
 _PASSED_OVER = frozenset({100, 103})  # RFC 9110 15.2.1 and RFC 8297: safe to drop
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # no Content-Length: 0 added for these
 _HEAD_END = b"\r\n\r\n"
+# Bytes of an answer's head: nginx's proxy_buffer_size is 4-8 KiB; Kerberos headers want more.
+DEFAULT_MAX_HEAD_SIZE: Final = 32 * 1024
+DEFAULT_MAX_HEADERS: Final = 100  # header lines of an answer (Apache's LimitRequestFields for requests)
 
 
 class BackendError(Exception):
@@ -69,6 +79,10 @@ class ConnectTimeoutError(TimeoutError):
 
 class InterimAnswerError(BackendError):
     """The backend sent a 1xx that a proxy can neither relay nor pass over."""
+
+
+class HeadTooLargeError(BackendError):
+    """The backend's answer head is over ``max_head_size`` bytes or ``max_headers`` lines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +170,7 @@ class Connection(asyncio.Protocol):
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._heads = 0  # heads parsed in this exchange, interim ones included (for HEAD)
         self._seen: list[bytes] = []  # what came, for a HEAD request only
+        self._fed = 0  # bytes that came while no final head was complete
 
     @property
     def answered(self) -> bool:
@@ -173,6 +188,8 @@ class Connection(asyncio.Protocol):
             self._abort_transport()
             return
         self._received = True
+        if self._head is None:
+            self._fed += len(data)  # all head, or the head and more: only past the limit is it measured
         if self._timing:
             self._last_read = self._loop.time()
         if self._head_only:
@@ -187,10 +204,17 @@ class Connection(asyncio.Protocol):
                     self._check_head_end()
                 elif self._head is not None and self._head.status == 101:
                     self._after = True
+                elif self._complete:
+                    # Bytes after a complete answer: never parsed nor handed over.
+                    self._after = True
+                    self._abort_transport()
                 else:
                     self._fail(BackendError(f"the backend's answer is garbled: {exc}"))
             else:
-                self._fail(self._error)  # set by a callback (an interim answer)
+                self._fail(self._error)  # set by a callback (an interim answer, a head too large)
+        if self._head is None and self._error is None and self._fed > self._client.max_head_size:
+            # No head yet from more bytes than a head may have (llhttp holds a header line until it ends).
+            self._fail(HeadTooLargeError(f"the answer's head is over {self._client.max_head_size} bytes"))
         self._wake()
 
     def eof_received(self) -> bool | None:
@@ -220,6 +244,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._complete:
             self._after = True
+            raise _Stop  # a second answer: not one byte of it is parsed
         self._status_line = b""
         self._raw_headers = []
 
@@ -238,9 +263,16 @@ class Connection(asyncio.Protocol):
                 return
             self._error = InterimAnswerError(f"unexpected interim answer {code}")
             raise _Stop
+        client = self._client
+        if len(self._raw_headers) > client.max_headers:
+            self._error = HeadTooLargeError(f"the answer has over {client.max_headers} header lines")
+            raise _Stop
         headers: list[tuple[str, str]] = []
         length: int | None = None
         te: str | None = None
+        if self._fed > client.max_head_size and _head_size(self._status_line, self._raw_headers) > client.max_head_size:
+            self._error = HeadTooLargeError(f"the answer's head is over {client.max_head_size} bytes")
+            raise _Stop
         for raw_name, raw_value in self._raw_headers:
             name = raw_name.decode("utf-8", "surrogateescape")
             value = raw_value.decode("utf-8", "surrogateescape").strip(" \t")
@@ -519,6 +551,11 @@ class Connection(asyncio.Protocol):
             self._after = True
 
 
+def _head_size(status: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """The bytes of a head with this reason phrase and these header lines (as sent, give or take blanks)."""
+    return len(status) + 15 + sum(len(name) + len(value) + 4 for name, value in headers)  # "HTTP/1.1 200 ", ": ", CRLFs
+
+
 class UpstreamClient:
     """Keep-alive connections to backends, at most ``max_connections`` in use at once.
 
@@ -527,12 +564,21 @@ class UpstreamClient:
     """
 
     def __init__(
-        self, *, connect_timeout: float, read_timeout: float, pool_timeout: float, max_connections: int
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_timeout: float,
+        max_connections: int,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
     ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.pool_timeout = pool_timeout
         self.max_connections = max_connections
+        self.max_head_size = max_head_size
+        self.max_headers = max_headers
         self._in_use = 0  # connections handed out or being opened
         self._waiters: list[asyncio.Future[None]] = []
         self._idle: dict[Origin, dict[Connection, None]] = {}

@@ -22,7 +22,15 @@ request bounded in time, exercise them:
   idle keep-alive connections, before and between requests;
 * clients of the faulty gateway, one route after another;
 * bad input (raw sockets): garbage session cookies (non-UTF-8 bytes among
-  them), bad user names, malformed queries and malformed requests.
+  them), bad user names, malformed queries and malformed requests;
+* hostile clients (issue 16), from another loopback address (127.0.0.2) so
+  that a per-address share of the connection limit can tell them apart:
+  slowloris (as many unfinished heads as the gateway's connection limit,
+  one header line every few seconds), oversized unfinished heads, trees
+  1000 levels deep made and deleted recursively, pathological list filters
+  (``*a*a*a*a*a*a*a*a*a*a*b``, 1,500 nested braces), big listings requested
+  by clients that never read, malformed Alluxio option bodies, ``;`` path
+  parameters against a route's ``users`` rule, and CSRF-style browser POSTs.
 
 Every few seconds it samples each gateway's VmRSS and open file
 descriptors (VmHWM at the end) and prints a row; at the end it counts the
@@ -32,9 +40,17 @@ outcome in time, an exception, a wrong status for a normal request, a read
 whose sha256 differs, a traceback in a gateway's log, a gateway that died
 or stopped answering, and a partial upload left behind are failures.
 
-Exit status: 0 when nothing failed and no gateway's RSS grew by more than
---max-growth-mib (the largest sample of the last quarter of the run against
-the largest of the first); 1 otherwise; 2 when the gateways would not start.
+The verdicts: flat memory (no gateway's RSS grew by more than
+--max-growth-mib: the largest sample of the last quarter of the run against
+the largest of the first), no 5xx caused by clients, the normal clients'
+p99 latency (time to the answer's head of their requests without a body)
+under --max-p99-ms, no event loop stall past 50 ms (the gateways log them:
+gateway.loopwatch), no gateway that died, and a restart of the embedded
+gateway on its data after the run that succeeds.  Each hostile scenario's
+outcome is reported on a line of its own.
+
+Exit status: 0 when every verdict passed; 1 otherwise; 2 when the gateways
+would not start.
 Run through scripts/soak, which installs what is missing.
 """
 
@@ -83,6 +99,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                       "(default %(default)g)")
     load.add_argument("--request-timeout", type=float, default=60.0,
                       help="seconds a normal request may take before it counts as failed (default %(default)g)")
+    hostile = parser.add_argument_group("hostile clients (issue 16; beside the normal load, from 127.0.0.2)")
+    hostile.add_argument("--no-hostile", dest="hostile", action="store_false", help="leave them out")
+    hostile.add_argument("--slowloris", type=int, default=0,
+                         help="unfinished heads held at once; 0 (the default): the embedded gateway's whole "
+                         "server.max_connections, which one address must not be able to take")
+    hostile.add_argument("--slowloris-interval", type=float, default=5.0,
+                         help="seconds between the header lines of an unfinished head (default %(default)g)")
+    hostile.add_argument("--head-bound", type=float, default=65.0,
+                         help="seconds within which the gateway must close an unfinished head (nginx's "
+                         "client_header_timeout is 60; default %(default)g)")
+    hostile.add_argument("--big-heads", type=int, default=8,
+                         help="connections holding an unfinished head of 100 lines of 60 KB (default %(default)s)")
+    hostile.add_argument("--max-head-mib", type=float, default=1.0,
+                         help="RSS one such connection may add (default %(default)g; nginx buffers 4 x 8 KiB)")
+    hostile.add_argument("--deep-levels", type=int, default=1000,
+                         help="components of the deep path made with one mkdirs (default %(default)s)")
+    hostile.add_argument("--wide-entries", type=int, default=20000,
+                         help="entries of the directory the non-reading clients list (default %(default)s)")
+    hostile.add_argument("--non-readers", type=int, default=6,
+                         help="clients that ask for that listing and never read (default %(default)s)")
+    hostile.add_argument("--max-p99-ms", type=float, default=50.0,
+                         help="bound on the normal clients' p99 latency (default %(default)g)")
     gw = parser.add_argument_group(
         "gateway settings",
         "Timeouts go to the faulty gateway, --backend-connections to both; a setting whose key this "
@@ -145,7 +183,7 @@ from typing import Any, TypeVar  # noqa: E402
 
 import aiohttp  # noqa: E402
 
-from tests.conftest import GatewayProcess, deep_merge, start_gateway  # noqa: E402
+from tests.conftest import GatewayProcess, deep_merge, process_tree, start_gateway, tree_memory  # noqa: E402
 from tests.faulty_backend import Behaviour, FaultyBackend, behaviours  # noqa: E402
 
 T = TypeVar("T")
@@ -155,6 +193,23 @@ ANY_ANSWER = range(200, 500)  # bad input may be refused or, harmlessly, served:
 REFUSED = range(400, 500)
 GATEWAYS = ("embedded", "faulty")
 FAULTY_USER = "soakf"
+HOSTILE = "127.0.0.2"  # hostile clients connect from here, every other client from 127.0.0.1
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+# The embedded gateway's routes: the defaults, and one that admits hdfs alone (for ';' path parameters).
+ROUTES = [
+    {"prefix": "/restricted/", "dialect": "hoop", "users": ["hdfs"]},
+    {"prefix": "/webhdfs/v1/", "dialect": "webhdfs"},
+    {"prefix": "/api/v1/", "dialect": "alluxio"},
+    {"prefix": "/", "dialect": "hoop"},
+]
+LOOP_STALL_BOUND_MS = 50  # tests/conftest.py's LOOP_STALL_BOUND
+CSRF_BODY = b"what a forged browser request must not change\n"
+ALLUXIO_BODIES = (
+    ("[ x 50,000", b"[" * 50000),
+    ('{"mode":{"ownerBits":[]}}', b'{"mode":{"ownerBits":[]}}'),
+    ('{"mode":{"groupBits":{}}}', b'{"mode":{"groupBits":{}}}'),
+    ("not JSON", b"{mode: 7"),
+)
 
 
 # -- the tally ----------------------------------------------------------------------
@@ -244,10 +299,15 @@ class RawConnection:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def open(cls, port: int, *, rcvbuf: int = 0) -> RawConnection:
-        """Connect; ``rcvbuf`` shrinks the receive buffers (kernel and ours), to read slowly for real."""
+    async def open(cls, port: int, *, rcvbuf: int = 0, source: str = "") -> RawConnection:
+        """Connect; ``rcvbuf`` shrinks the receive buffers (kernel and ours), to read slowly for real.
+
+        ``source``: the local address to connect from (another loopback address for hostile clients).
+        """
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
+            if source:
+                sock.bind((source, 0))
             if rcvbuf:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.setblocking(False)
@@ -533,21 +593,27 @@ def fault_routes(patience: Patience) -> Behaviour:
 
 
 def vm(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM of ``pid`` in MiB (empty once it has exited)."""
+    """VmRSS and VmHWM in MiB of ``pid`` and its worker processes, summed (empty once it has exited).
+
+    The workers hold the connections and their buffers: the supervisor's own figures alone would hide them.
+    """
     out: dict[str, float] = {}
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                out[name] = int(value.split()[0]) / 1024
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/status") as fh:
+            for line in fh:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    out[name] = out.get(name, 0.0) + int(value.split()[0]) / 1024
     return out
 
 
 def open_fds(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
+    """Open file descriptors of ``pid`` and its workers; -1 once it has exited."""
+    total = -1
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total = max(total, 0) + len(os.listdir(f"/proc/{member}/fd"))
+    return total
 
 
 @dataclass
@@ -580,7 +646,11 @@ class Soak:
     tally: Tally = field(default_factory=Tally)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     cookie: str = ""  # hdfs's session cookie on the embedded gateway, "name=value"
+    latency: list[float] = field(default_factory=list)  # seconds to the head of normal bodiless requests
     files: dict[str, tuple[int, str]] = field(default_factory=dict)  # read-only files: size, sha256
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # each gateway's, beyond the defaults
+    notes: dict[str, dict[str, str]] = field(default_factory=dict)  # per hostile scenario: figures by kind
+    note_took: dict[tuple[str, str], float] = field(default_factory=dict)  # how long each kept figure's took
 
     def port(self, gateway: str) -> int:
         return self.gateways[gateway].port
@@ -669,6 +739,11 @@ class Soak:
 
     # -- normal clients -------------------------------------------------------------
 
+    def timed(self, started: float) -> None:
+        """A normal client's request without a body got its answer's head (asked at ``started``)."""
+        if not self.stop.is_set():
+            self.latency.append(time.monotonic() - started)
+
     async def normal_client(self, index: int) -> None:
         rng, user = self.rng("normal", index), f"soak{index}"
         home = f"/user/{user}"
@@ -677,7 +752,9 @@ class Soak:
         status = self.tally.status
 
         async def login(http: aiohttp.ClientSession) -> bool:
+            started = time.monotonic()
             async with http.get(self.url("embedded", f"/?op=homedir&user.name={user}")) as r:
+                self.timed(started)
                 await r.read()
                 if not status("normal/login", r.status, {200}):
                     return False
@@ -703,7 +780,9 @@ class Soak:
         async def read(http: aiohttp.ClientSession, path: str) -> None:
             size, want = files[path]
             h, n = hashlib.sha256(), 0
+            started = time.monotonic()
             async with http.get(self.url("embedded", path)) as r:
+                self.timed(started)
                 ok = status("normal/read", r.status, {200})
                 async for chunk in r.content.iter_chunked(CHUNK):
                     h.update(chunk)
@@ -723,13 +802,17 @@ class Soak:
                     files[path] = (size + len(data), h)
 
         async def stat(http: aiohttp.ClientSession, path: str) -> None:
+            started = time.monotonic()
             async with http.get(self.url("embedded", f"{path}?op=status")) as r:
+                self.timed(started)
                 body = await r.read()
                 if status("normal/status", r.status, {200}) and json.loads(body)["len"] != files[path][0]:
                     self.tally.fail("normal/status", "wrong length")
 
         async def listing(http: aiohttp.ClientSession) -> None:
+            started = time.monotonic()
             async with http.get(self.url("embedded", f"{home}?op=list")) as r:
+                self.timed(started)
                 body = await r.read()
                 if status("normal/list", r.status, {200}):
                     names = {entry["path"].rsplit("/", 1)[-1] for entry in json.loads(body)}
@@ -738,13 +821,17 @@ class Soak:
 
         async def delete(http: aiohttp.ClientSession, path: str) -> None:
             files.pop(path, None)
+            started = time.monotonic()
             async with http.delete(self.url("embedded", f"{path}?op=delete")) as r:
+                self.timed(started)
                 body = await r.read()
                 if status("normal/delete", r.status, {200}) and json.loads(body) != {"delete": True}:
                     self.tally.fail("normal/delete", f"answer {body[:80]!r}")
 
         async def missing(http: aiohttp.ClientSession) -> None:
+            started = time.monotonic()
             async with http.get(self.url("embedded", f"{home}/never-{rng.getrandbits(32)}.bin")) as r:
+                self.timed(started)
                 await r.read()
                 status("normal/missing", r.status, {404})
 
@@ -1191,6 +1278,262 @@ class Soak:
 
         await self.forever(one)
 
+    # -- hostile clients (issue 16) ---------------------------------------------------------
+
+    def note(self, scenario: str, text: str, took: float = 0.0) -> None:
+        """A figure for a hostile scenario's line in the report: of each kind, the one that ``took`` longest."""
+        kind = text.split(":", 1)[0]
+        notes = self.notes.setdefault(scenario, {})
+        if took >= self.note_took.get((scenario, kind), 0.0):
+            notes[kind] = text
+            self.note_took[(scenario, kind)] = took
+
+    async def hostile_set_up(self, admin: aiohttp.ClientSession) -> None:
+        """What the hostile clients aim at: names a backtracking glob chokes on, a wide directory, targets."""
+
+        async def expect(method: str, target: str, statuses: Container[int], data: Any = None) -> None:
+            async with admin.request(method, self.url("embedded", target), data=data,
+                                     headers={"Content-Type": "application/octet-stream"}) as r:
+                body = await r.read()
+                if r.status not in statuses:
+                    raise RuntimeError(f"set-up: {method} {target}: {r.status} {body[:200]!r}")
+
+        for i in range(4):  # 32 characters: *a*a*a*a*a*a*a*a*a*a*b backtracks for seconds over each
+            await expect("POST", f"/soak/names/{'a' * 31}{i}?op=mkdirs", {200})
+        await expect("POST", "/soak/wide?op=mkdirs", {200})
+        wide = self.gateways["embedded"].root / "soak" / "wide"
+
+        def fill() -> None:  # straight into the embedded backend's root: as many requests would take minutes
+            for i in range(self.args.wide_entries):
+                (wide / f"entry-{i:08d}").touch()
+
+        await asyncio.to_thread(fill)
+        await expect("POST", "/restricted/x?op=mkdirs", {200})
+        await expect("POST", "/soak/csrf/target.bin?op=create&overwrite=true", {201}, CSRF_BODY)
+
+    async def hostile_exchange(self, data: bytes, *, timeout: float = 60) -> Head | None:
+        conn = await RawConnection.open(self.port("embedded"), source=HOSTILE)
+        try:
+            async with asyncio.timeout(timeout):
+                head, _ = await conn.exchange(data)
+            return head
+        finally:
+            conn.close()
+
+    def hostile_status(self, scenario: str, head: Head | None, want: Container[int], what: str) -> bool:
+        if head is None:
+            self.tally.outcome(scenario, "closed")
+            return False
+        return self.tally.status(scenario, head.status, want, what=what)
+
+    async def slowloris(self) -> None:
+        """As many unfinished heads as the gateway takes connections, one header line every few seconds."""
+        scenario, port = "hostile/slowloris", self.port("embedded")
+        count = self.args.slowloris or int(setting(self.settings["embedded"], "server.max_connections"))
+        bound, interval = self.args.head_bound, self.args.slowloris_interval
+
+        async def one(i: int) -> float | None:
+            """Seconds until the gateway answered or closed; ``None`` when still open at the bound."""
+            opened = time.monotonic()
+            try:
+                conn = await RawConnection.open(port, source=HOSTILE)
+            except OSError:
+                return 0.0  # refused at once: the gateway's right
+            try:
+                await conn.send(f"GET /?op=homedir HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+                line = 0
+                while time.monotonic() - opened < bound:
+                    try:
+                        async with asyncio.timeout(interval):
+                            await conn.reader.read(CHUNK)  # an answer (408, 503...) or the close: either ends it
+                        return time.monotonic() - opened
+                    except TimeoutError:
+                        await conn.send(f"X-Slow-{line}: {line}\r\n".encode())
+                        line += 1
+                return None
+            except ConnectionError:
+                return time.monotonic() - opened
+            finally:
+                conn.close()
+
+        async def round_() -> None:
+            gathered = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
+            for failed in [r for r in gathered if isinstance(r, BaseException)]:
+                self.tally.error(scenario, describe(failed))
+            still = sum(r is None for r in gathered)
+            closed = [r for r in gathered if isinstance(r, float)]
+            for _ in closed:
+                self.tally.outcome(scenario, "closed")
+            if still:
+                self.tally.error(scenario, f"{still} of {count} unfinished heads still open after {bound:g} s")
+            self.note(scenario, f"heads: {count} at once from {HOSTILE}, {still} still open after {bound:g} s"
+                      + (f", the others closed after {min(closed):.0f}-{max(closed):.0f} s" if closed else ""))
+
+        # From half-way: the first half shows the other scenarios' outcomes unclouded; each round is judged
+        # even after the load stopped.
+        if await self.pause(self.args.duration / 2):
+            return
+        while True:
+            await round_()
+            if await self.pause(bound):
+                return
+
+    async def big_heads(self) -> None:
+        """Unfinished heads of 100 lines of 60 KB: what each costs the gateway in memory."""
+        scenario, port, n = "hostile/big-heads", self.port("embedded"), self.args.big_heads
+        line = b"X-Big: " + b"b" * 60000 + b"\r\n"
+        pid = self.gateways["embedded"].proc.pid
+        while not await self.pause(5):
+            before = tree_memory(pid, "VmRSS") / MiB
+            conns: list[RawConnection] = []
+            refused = 0
+            try:
+                for _ in range(n):
+                    conn = await RawConnection.open(port, source=HOSTILE)
+                    conns.append(conn)
+                    try:
+                        async with asyncio.timeout(20):
+                            await conn.send(f"GET /?op=homedir HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+                            for _ in range(100):
+                                await conn.send(line)
+                    except (ConnectionError, TimeoutError):
+                        refused += 1  # refused or no longer read: what a bound on heads does
+                await asyncio.sleep(2)
+                per = (tree_memory(pid, "VmRSS") / MiB - before) / n
+            finally:
+                for conn in conns:
+                    conn.close()
+            self.tally.outcome(scenario, "closed" if refused == n else "hung up")
+            self.note(scenario, f"memory: {per:+.1f} MiB per unfinished 6 MB head ({refused} of {n} cut off)")
+            if per > self.args.max_head_mib:
+                self.tally.fail(scenario, f"an unfinished head cost {per:.1f} MiB (bound {self.args.max_head_mib:g})")
+            if await self.pause(20):
+                return
+
+    async def deep_tree(self) -> None:
+        """mkdirs of a path --deep-levels deep in one request, then a recursive delete of it."""
+        scenario, port, levels = "hostile/deep-tree", self.port("embedded"), self.args.deep_levels
+        cookie = f"Cookie: {self.cookie}"
+        for k in itertools.count():
+            if self.stop.is_set():
+                return
+            top = f"/soak/deep{k}"
+            target = top + "/d" * (levels - 2)  # soak, deepK and the d's: --deep-levels components
+            started = time.monotonic()
+            head = await self.attempt(scenario, self.hostile_exchange(
+                request("POST", f"{target}?op=mkdirs", port, cookie), timeout=280), 300, "mkdirs")
+            took = time.monotonic() - started
+            made = head is not None and head.status == 200
+            if head is not None:
+                self.hostile_status(scenario, head, {200} | set(REFUSED), f"mkdirs {levels} levels")
+                self.note(scenario, f"mkdirs: {levels} levels answered {head.status} in {took:.2f} s (slowest)", took)
+            if made:
+                started = time.monotonic()
+                head = await self.attempt(scenario, self.hostile_exchange(
+                    request("DELETE", f"{top}?op=delete&recursive=true", port, cookie), timeout=280), 300, "delete")
+                if head is not None:
+                    took = time.monotonic() - started
+                    self.hostile_status(scenario, head, {200}, f"recursive delete of {levels} levels")
+                    self.note(scenario, f"delete: answered {head.status} in {took:.2f} s (slowest)", took)
+            if await self.pause(5):
+                return
+
+    async def hostile_client(self) -> None:
+        """One after another: list filters, Alluxio bodies, ';' parameters, CSRF, a listing never read."""
+        port, cookie = self.port("embedded"), f"Cookie: {self.cookie}"
+        status = self.hostile_status
+
+        async def timed(scenario: str, label: str, data: bytes, want: Container[int]) -> None:
+            started = time.monotonic()
+            head = await self.hostile_exchange(data, timeout=120)
+            status(scenario, head, want, label)
+            if head is not None:
+                took = time.monotonic() - started
+                self.note(scenario, f"{label}: {head.status} in {took:.2f} s (slowest)", took)
+
+        async def glob() -> None:
+            await timed("hostile/list-filter", "*a*a*a*a*a*a*a*a*a*a*b over 32-character names",
+                        request("GET", "/soak/names?op=list&filter=*a*a*a*a*a*a*a*a*a*a*b", port, cookie),
+                        {200, 400})
+
+        async def braces() -> None:
+            nested = "%7B" * 1500 + "a" + "%7D" * 1500
+            await timed("hostile/list-filter", "1,500 nested braces",
+                        request("GET", f"/soak/names?op=list&filter={nested}", port, cookie), REFUSED)
+
+        async def alluxio() -> None:
+            for label, body in ALLUXIO_BODIES:
+                head = await self.hostile_exchange(request(
+                    "POST", "/api/v1/paths//soak/alluxio-made/create-directory", port, cookie,
+                    "Content-Type: application/json", body=body))
+                status("hostile/alluxio-options", head, REFUSED, label)
+
+        async def path_parameters() -> None:
+            scenario = "hostile/path-parameters"
+            for target in ("/restricted;/x", "/restricted;jsessionid=1/x", "/restricted/x"):
+                head = await self.hostile_exchange(request("GET", f"{target}?op=status&user.name=alice", port))
+                if head is None or head.status in (400, 403) or head.status >= 500:
+                    status(scenario, head, {400, 403}, target)
+                    continue
+                # Jetty and Tomcat (HttpFS, the NameNode) serve /restricted;/x as /restricted/x.
+                self.tally.outcome(scenario, f"{head.status // 100}xx")
+                self.tally.fail(scenario, f"alice got {head.status} for {target}: a route other than /restricted/ "
+                                          "served it, past that route's users rule (hdfs alone)")
+
+        async def csrf() -> None:
+            scenario = "hostile/csrf"
+            browser = (cookie, f"User-Agent: {BROWSER}", "Origin: http://evil.example",
+                       "Content-Type: application/x-www-form-urlencoded")
+            forged = [
+                ("WebHDFS TRUNCATE", request("POST", "/webhdfs/v1/soak/csrf/target.bin?op=TRUNCATE&newlength=0",
+                                             port, *browser)),
+                ("Hoop create overwrite", request("POST", "/soak/csrf/target.bin?op=create&overwrite=true", port,
+                                                  *browser, body=b"forged=1")),
+                ("Alluxio delete", request("POST", "/api/v1/paths//soak/csrf/target.bin/delete", port, *browser)),
+            ]
+            for label, data in forged:
+                status(scenario, await self.hostile_exchange(data), REFUSED, label)
+                head, body = await self.exchange_embedded(request("GET", "/soak/csrf/target.bin?op=status", port,
+                                                                  cookie))
+                if head is None or head.status != 200 or json.loads(body).get("len") != len(CSRF_BODY):
+                    self.tally.fail(scenario, f"a forged browser POST ({label}) changed or removed the target")
+                    await self.exchange_embedded(request("POST", "/soak/csrf/target.bin?op=create&overwrite=true",
+                                                         port, cookie, "Content-Type: application/octet-stream",
+                                                         body=CSRF_BODY))
+
+        steps = [("hostile/list-filter", glob), ("hostile/list-filter", braces),
+                 ("hostile/alluxio-options", alluxio), ("hostile/path-parameters", path_parameters),
+                 ("hostile/csrf", csrf)]
+        for turn in itertools.count():
+            if self.stop.is_set():
+                return
+            scenario, action = steps[turn % len(steps)]
+            await self.attempt(scenario, action(), 150)
+            if await self.pause(1):
+                return
+
+    async def exchange_embedded(self, data: bytes) -> tuple[Head | None, bytes]:
+        """A request of the soak's own (from 127.0.0.1), to check what a hostile one did."""
+        return await self.exchange_on(self.port("embedded"), data)
+
+    async def non_reader(self, index: int) -> None:
+        """Asks for the big listing and never reads a byte of it; lets go after a while."""
+        scenario, port = "hostile/non-reader", self.port("embedded")
+        ask = request("GET", "/webhdfs/v1/soak/wide?op=LISTSTATUS", port, f"Cookie: {self.cookie}")
+
+        async def one() -> None:
+            conn = await RawConnection.open(port, rcvbuf=4096, source=HOSTILE)
+            try:
+                await conn.send(ask)
+                await self.pause(20)
+                self.tally.outcome(scenario, "hung up")
+            finally:
+                conn.reset()
+
+        await asyncio.sleep(index)  # not all at once
+        while not self.stop.is_set():
+            await self.attempt(scenario, one(), 60)
+
     # -- after the load ----------------------------------------------------------------------
 
     async def check_health(self) -> None:
@@ -1231,6 +1574,58 @@ class Soak:
             self.tally.error(scenario, f"exit status {code} after SIGTERM ({took:.1f} s)")
         else:
             self.tally.outcome(scenario, "2xx")
+
+    def check_loops(self) -> None:
+        """Every event loop stall a gateway logged past the bound is a failure (gateway.loopwatch)."""
+        for name, gw in self.gateways.items():
+            scenario = f"after/{name}-loop"
+            stalls = [held for _, held in gw.loop_stalls() if held * 1000 > LOOP_STALL_BOUND_MS]
+            if stalls:
+                self.tally.error(scenario, f"{len(stalls)} event loop stall(s) past {LOOP_STALL_BOUND_MS} ms, "
+                                           f"the longest {max(stalls) * 1000:.0f} ms")
+            else:
+                self.tally.outcome(scenario, "2xx")
+
+    def check_latency(self) -> tuple[float, float, float] | None:
+        """The normal clients' p50, p99 and max (seconds to the head); beyond --max-p99-ms is a failure."""
+        if not self.latency:
+            self.tally.error("after/normal-p99", "no normal request was timed")
+            return None
+        ordered = sorted(self.latency)
+        p50, p99 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        if p99 * 1000 > self.args.max_p99_ms:
+            self.tally.error("after/normal-p99", f"p99 {p99 * 1000:.0f} ms (bound {self.args.max_p99_ms:g} ms)")
+        else:
+            self.tally.outcome("after/normal-p99", "2xx")
+        return p50, p99, ordered[-1]
+
+    async def check_restart(self, workdir: Path) -> None:
+        """Start the embedded gateway again on the data the run left: it must start and answer."""
+        scenario = "after/embedded-restarts"
+        again = deep_merge(self.settings["embedded"], {"embedded": {"root": str(self.gateways["embedded"].root)}})
+        try:
+            gw = await asyncio.to_thread(start_gateway, workdir / "embedded-restart", **again)
+        except RuntimeError as exc:
+            last = [line for line in str(exc).splitlines() if line.strip()][-1:]
+            self.tally.error(scenario, f"the gateway does not start again on its data: {' '.join(last)[:150]}")
+            return
+        try:
+            head, _ = await self.exchange_on(gw.port, request("GET", "/?op=homedir&user.name=hdfs", gw.port))
+            if head is None:
+                self.tally.error(scenario, "started again, but closed without an answer")
+            else:
+                self.tally.status(scenario, head.status, {200})
+        finally:
+            await asyncio.to_thread(gw.stop)
+
+    @staticmethod
+    async def exchange_on(port: int, data: bytes) -> tuple[Head | None, bytes]:
+        conn = await RawConnection.open(port)
+        try:
+            async with asyncio.timeout(30):
+                return await conn.exchange(data)
+        finally:
+            conn.close()
 
     def check_logs(self) -> list[str]:
         """Count tracebacks in the gateways' logs as failures; their first lines, for the report."""
@@ -1281,10 +1676,32 @@ async def sampler(soak: Soak, samples: list[Sample], t0: float) -> None:
         await asyncio.sleep(soak.args.sample)
 
 
-def report(soak: Soak, samples: list[Sample], final: Sample, hwm: dict[str, float], tracebacks: list[str]) -> bool:
+def report(soak: Soak, samples: list[Sample], final: Sample, hwm: dict[str, float], tracebacks: list[str],
+           latency: tuple[float, float, float] | None) -> bool:
     """Print the summary; ``True`` when the run passed."""
     args = soak.args
     ok = True
+    if latency is not None:
+        p50, p99, worst = (x * 1000 for x in latency)
+        print(f"\nNormal clients, time to the answer's head ({len(soak.latency)} requests without a body): "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (bound {args.max_p99_ms:g}), max {worst:.0f} ms")
+    for name, gw in soak.gateways.items():
+        stalls = [held for _, held in gw.loop_stalls()]
+        past = [h for h in stalls if h * 1000 > LOOP_STALL_BOUND_MS]
+        print(f"{name} gateway: {len(stalls)} event loop stall(s) logged, {len(past)} past {LOOP_STALL_BOUND_MS} ms"
+              + (f", the longest {max(stalls) * 1000:.0f} ms" if stalls else ""))
+    hostile = sorted(sc for sc in soak.tally.counts if sc.startswith("hostile/"))
+    if hostile:
+        print("\nHostile clients (from " + HOSTILE + "), each scenario's outcome:")
+        for scenario in hostile:
+            row = soak.tally.counts[scenario]
+            whys = [(why, n) for (sc, why), n in soak.tally.reasons.items() if sc == scenario]
+            done = ", ".join(f"{row[c]} {c}" for c in COLUMNS if row[c] and c != "failed")
+            print(f"  {'FAIL' if whys else 'PASS'}  {scenario}: {done or 'nothing completed'}")
+            for text in soak.notes.get(scenario, {}).values():
+                print(f"          {text}")
+            for why, n in sorted(whys, key=lambda item: -item[1]):
+                print(f"          {n} x {why}")
     print("\nRSS (MiB): first-quarter max, last-quarter max, growth; VmHWM; fds at start and after the load")
     for name in GATEWAYS:
         values = [s.rss[name] for s in samples if name in s.rss]
@@ -1335,6 +1752,8 @@ async def soak_main(args: argparse.Namespace) -> int:
     per_gateway, notes = settings(args, known_keys())
     for note in notes:
         print(f"note: {note}")
+    if args.hostile and "routes" not in per_gateway["embedded"]:
+        per_gateway["embedded"]["routes"] = ROUTES
     patience = Patience.of(per_gateway["faulty"])
     backend = FaultyBackend(fault_routes(patience))
     await backend.start()
@@ -1355,7 +1774,7 @@ async def soak_main(args: argparse.Namespace) -> int:
             return 2
         for name, gw in gateways.items():
             print(f"{name} gateway: pid {gw.proc.pid}, {gw.url}, config {gw.config_path}")
-        soak = Soak(args, gateways, backend, patience)
+        soak = Soak(args, gateways, backend, patience, settings=per_gateway)
 
         def unhandled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
             soak.tally.error("soak itself", f"unhandled: {context.get('message')}: {context.get('exception')!r}"[:160])
@@ -1364,12 +1783,19 @@ async def soak_main(args: argparse.Namespace) -> int:
         asyncio.get_running_loop().set_exception_handler(unhandled)
         async with soak.session() as admin:
             await soak.set_up(admin)
+            if args.hostile:
+                await soak.hostile_set_up(admin)
             workers: list[Awaitable[None]] = []
             workers += [soak.normal_client(i) for i in range(args.clients)]
             workers += [soak.slow_client(i, admin) for i in range(args.slow_clients)]
             workers += [soak.idle_connection(i) for i in range(args.idle_connections)]
             workers += [soak.faulty_client(i) for i in range(args.faulty_clients)]
             workers += [soak.bad_client(i) for i in range(args.bad_clients)]
+            if args.hostile:
+                workers += [soak.slowloris(), soak.deep_tree(), soak.hostile_client()]
+                workers += [soak.non_reader(i) for i in range(args.non_readers)]
+                if args.big_heads:
+                    workers.append(soak.big_heads())
             print_header()
             samples: list[Sample] = []
             t0 = time.monotonic()
@@ -1378,8 +1804,10 @@ async def soak_main(args: argparse.Namespace) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(soak.stop.wait(), args.duration)
             soak.stop.set()
-            # Let what is under way finish (each is bounded), but not for long.
-            _, pending = await asyncio.wait(tasks, timeout=20)
+            # Let what is under way finish (each is bounded), but not for long; unfinished heads get
+            # their bound, to be judged.
+            settle = max(20.0, args.head_bound + args.slowloris_interval + 10) if args.hostile else 20.0
+            _, pending = await asyncio.wait(tasks, timeout=settle)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -1400,7 +1828,10 @@ async def soak_main(args: argparse.Namespace) -> int:
         for name, gw in gateways.items():
             await soak.check_stop(name, gw)
         tracebacks = soak.check_logs()
-        passed = report(soak, load or samples, final, hwm, tracebacks)
+        soak.check_loops()
+        latency = soak.check_latency()
+        await soak.check_restart(workdir)
+        passed = report(soak, load or samples, final, hwm, tracebacks, latency)
         print(f"\n{'PASS' if passed else 'FAIL'}")
         if not passed:
             print(f"logs: {', '.join(str(gw.log_path) for gw in gateways.values())}")

@@ -2,11 +2,23 @@
 
 ``gateway`` starts the real ``authgateway serve`` as a subprocess on free
 loopback ports (the embedded backend by default) and stops it afterwards.
+
+The loop-latency guard: every gateway :func:`start_gateway` starts watches
+its workers' event loops (``log.loop_stall``, :mod:`gateway.loopwatch`) from
+:data:`LOOP_STALL_WATCH` and logs each stall.  After every test, and again
+after its teardown, the guard reads the new stall lines of every gateway the
+suite started and fails the test when a worker's loop was held longer than
+:data:`LOOP_STALL_BOUND`: no request may freeze the other requests of its
+worker.  Time a worker spent waiting for a CPU (a loaded CI machine) is not
+counted by the gateway, so the bound holds under contention.  A test that
+stalls a worker on purpose is marked ``stalls_loop`` and reads
+:meth:`GatewayProcess.loop_stalls` itself.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +31,12 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The longest a test's requests may hold a gateway worker's event loop (seconds).
+LOOP_STALL_BOUND = 0.050
+# log.loop_stall of the gateways the suite starts: half the bound, so that a stall past the bound is
+# measured short by at most a quarter of this (gateway.loopwatch's period) and cannot slip under it.
+LOOP_STALL_WATCH = 0.025
+_STALL_LINE = re.compile(r"event loop blocked for (\d+) ms \(pid (\d+)")
 # The worker count of every gateway the tests start (a test may still set its own).
 WORKERS_VARIABLE = "TEST_GATEWAY_WORKERS"
 
@@ -152,6 +170,10 @@ class GatewayProcess:
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def loop_stalls(self) -> list[tuple[int, float]]:
+        """Every event loop stall its workers logged so far: (pid, seconds), in order."""
+        return [(int(m[2]), int(m[1]) / 1000) for m in _STALL_LINE.finditer(self.log())]
+
 
 def start_gateway(
     workdir: Path, *, env: Mapping[str, str] | None = None, **sections: Mapping[str, Any]
@@ -161,6 +183,7 @@ def start_gateway(
     defaults: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port},
         "embedded": {"root": str(root), "listen": f"127.0.0.1:{backend_port}"},
+        "log": {"loop_stall": LOOP_STALL_WATCH},
     }
     if os.environ.get(WORKERS_VARIABLE):  # scripts/test runs the end-to-end tests with 2 workers and with 1
         defaults["server"]["workers"] = int(os.environ[WORKERS_VARIABLE])
@@ -182,12 +205,121 @@ def start_gateway(
         backend_url=f"http://{settings['embedded']['listen']}",
         config_path=config_path, log_path=log_path, proc=proc,
     )
+    _WATCHED.append(_Watched(gw))
     try:
         wait_for_port(port, proc)
     except Exception:
         gw.stop()
         raise RuntimeError(f"gateway did not start:\n{gw.log()}") from None
     return gw
+
+
+# -- the loop-latency guard ----------------------------------------------------------
+
+
+@dataclass
+class _Watched:
+    gw: GatewayProcess
+    offset: int = 0  # bytes of its log the guard has read
+
+
+_WATCHED: list[_Watched] = []
+_GUARD_MARKER = "stalls_loop"
+# Tests whose stalls on main are known and being fixed elsewhere: the guard reports them at the end of the run
+# instead of failing the test (whose own assertions still run).  Take a line out when its cause is fixed.
+KNOWN_STALLS: dict[str, str] = {
+    "tests/e2e/test_workers.py::test_namespace_changes_wait_for_the_roots_namespace_lock":
+        "issue 16 item 13: the namespace lock is a blocking flock on the event loop (~1 s here)",
+    "tests/e2e/test_limits.py::test_stalled_uploads_hold_little_memory":
+        "not a numbered issue 16 item: 300 uploads arriving at once hold a worker's loop 50-340 ms now and then, "
+        "mostly off the CPU (4 of 62 ms on it): blocked in system calls on the loop (file creation or the "
+        "namespace flock, item 13's class)",
+}
+_KNOWN_SEEN: list[str] = []
+_CALL_FAILED = pytest.StashKey[bool]()
+# Seconds the guard lets a gateway log a stall its last answer came right before: a few of its timer's periods.
+_SETTLE = LOOP_STALL_WATCH
+
+
+def _new_stalls() -> list[str]:
+    """The stall lines past the bound that the gateways logged since the last look; forgets stopped ones."""
+    found: list[str] = []
+    for watched in list(_WATCHED):
+        exited = watched.gw.proc.poll() is not None  # before reading: then its log is whole
+        try:
+            with open(watched.gw.log_path, "rb") as fh:
+                fh.seek(watched.offset)
+                data = fh.read()
+        except OSError:
+            data = b""
+        whole = data[: data.rfind(b"\n") + 1]
+        watched.offset += len(whole)
+        for line in whole.decode(errors="replace").splitlines():
+            match = _STALL_LINE.search(line)
+            if match and int(match[1]) > LOOP_STALL_BOUND * 1000:
+                found.append(f"{watched.gw.url}: {line}")
+        if exited:
+            _WATCHED.remove(watched)
+    return found
+
+
+def _guard_failure(stalls: list[str]) -> str:
+    return (
+        f"the loop-latency guard: a gateway worker's event loop was held longer than "
+        f"{LOOP_STALL_BOUND * 1000:.0f} ms (every other request of that worker waited):\n  " + "\n  ".join(stalls)
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{_GUARD_MARKER}(reason): the test stalls a gateway worker's event loop on purpose; the loop-latency "
+        "guard does not fail it (it reads GatewayProcess.loop_stalls itself)",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test whose requests stalled a gateway's event loop (in the call, so ``xfail`` applies)."""
+    try:
+        result = yield
+    except BaseException:
+        item.stash[_CALL_FAILED] = True
+        _new_stalls()  # the test failed anyway: its stalls are not the next test's
+        raise
+    if _WATCHED:
+        time.sleep(_SETTLE)
+    _judge(item, _new_stalls())
+    return result
+
+
+def _judge(item: pytest.Item, stalls: list[str]) -> None:
+    if not stalls or item.get_closest_marker(_GUARD_MARKER) is not None:
+        return
+    known = KNOWN_STALLS.get(item.nodeid)
+    if known is not None:
+        _KNOWN_SEEN.append(f"{item.nodeid} ({known}):\n    " + "\n    ".join(stalls))
+        return
+    item.stash[_CALL_FAILED] = True
+    pytest.fail(_guard_failure(stalls), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Catch the stalls logged after the call (while its gateways drained and stopped): an error at teardown."""
+    result = yield
+    stalls = _new_stalls()
+    if not item.stash.get(_CALL_FAILED, False):
+        _judge(item, stalls)
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which known stalls the guard saw and let pass (KNOWN_STALLS)."""
+    if _KNOWN_SEEN:
+        terminalreporter.section("loop-latency guard: known stalls, not failed")
+        for line in _KNOWN_SEEN:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-__all__ = ("Exchange", "FaultyBackend", "behaviours", "hang_up")
+__all__ = ("Behaviour", "Exchange", "FaultyBackend", "behaviours", "hang_up")
 
 
 @dataclass
@@ -191,6 +191,21 @@ class behaviours:
                 await ex.stopping.wait()
 
         return behaviour
+
+    @staticmethod
+    def second_answer(body: bytes = b"ok", extra: bytes = b"SECRET") -> Behaviour:
+        """Answer 200 with ``body``, and at once a second answer nobody asked for (``extra`` its body)
+        on the same connection, then hold it open until the gateway hangs up."""
+        second = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(extra), extra)
+        return behaviours.raw_then_hold(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+                                        + second, 30.0)
+
+    @staticmethod
+    def oversized_head(header_bytes: int = 70 * 1024, lines: int = 1) -> Behaviour:
+        """Answer 200 with ``lines`` header lines of ``header_bytes`` in all (a head no proxy should relay)."""
+        each = max(1, header_bytes // max(lines, 1))
+        head = b"".join(b"X-Big-%d: %b\r\n" % (i, b"a" * each) for i in range(lines))
+        return behaviours.raw_then_hold(b"HTTP/1.1 200 OK\r\n" + head + b"Content-Length: 2\r\n\r\nok", 30.0)
 
     # -- for scripts/soak, which runs for minutes: one backend misbehaving by path, and
     # behaviours that hold a connection let go after a bounded time, not when it stops.

@@ -11,7 +11,7 @@ from yarl import URL
 
 from authplugins.query import iter_params
 from gateway.forwarded import client_view
-from gateway.proxy import BodyRewriter
+from gateway.proxy import BodyRewriter, origin_form
 from gateway.wire import Fault, WireFormat, webhdfs
 
 from ._base import Dialect
@@ -35,8 +35,9 @@ class WebHdfsDialect(Dialect):
     def rewrite_response_headers(self, headers: CIMultiDict[str], request: web.Request) -> BodyRewriter | None:
         """Also a NameNode's redirect to a DataNode, in the ``Location`` header or in the JSON of a
         ``noredirect=true`` answer: with data-node patterns, to a gateway URL that carries the target
-        signed for this user; for a node no pattern allows (every node, without patterns), dropped:
-        a client never learns, nor is sent to, an address behind the gateway."""
+        in an opaque handle (:mod:`gateway.dialects._datanode`); for a node no pattern allows (every
+        node, without patterns), dropped: a client never learns, nor is sent to, an address or a
+        credential behind the gateway."""
         location = headers.get(hdrs.LOCATION)
         if location is not None and self._foreign(location, request):
             del headers[hdrs.LOCATION]
@@ -50,7 +51,18 @@ class WebHdfsDialect(Dialect):
         return rewriter
 
     def _foreign(self, location: str, request: web.Request) -> bool:
-        """Whether ``location`` names neither the backend nor this gateway (as the client addressed it)."""
+        """Whether ``location`` leaves the gateway: it names neither the backend nor this gateway.
+
+        A backend that writes the gateway's own URLs (the embedded backend, run on its own, from the
+        ``X-Forwarded-*`` the gateway sent) names the gateway as the client addressed it.  That is
+        believed from a trusted proxy (:attr:`~gateway.forwarded.ClientView.vouched`); the client's
+        own ``Host`` proves nothing by itself: sent as ``datanode:9864``, it would make that
+        DataNode's URL look like the gateway's.  So from a direct client the URL is the gateway's
+        only on a route without data-node patterns (one with them is a NameNode's, which never
+        writes the gateway's URLs) and on the port the client's connection reached.
+        """
+        if location.startswith("//"):  # scheme-relative: another host
+            return True
         match = _ABSOLUTE.match(location)
         if match is None or self._backend_relative(location) is not None:
             return False
@@ -63,22 +75,35 @@ class WebHdfsDialect(Dialect):
             gateway = URL(f"{client.scheme}://{client.host}")
         except ValueError:  # a Host no URL can carry: nothing is the gateway
             return True
-        return (url.scheme.lower(), (url.host or "").lower(), url.port) != (gateway.scheme, gateway.host, gateway.port)
+        if (url.scheme.lower(), (url.host or "").lower(), url.port) != (gateway.scheme, gateway.host, gateway.port):
+            return True
+        if client.vouched:
+            return False
+        return self.datanodes is not None or url.port != _local_port(request)
 
     def _signed_location(self, location: str, request: web.Request) -> str | None:
-        user = _user(request)
+        """The gateway URL for the data step at ``location``, or ``None`` when it may not be followed."""
+        from gateway.authfilter import IDENTITY, SESSION  # here: the filter is above the dialects
+
+        acting, session = request.get(IDENTITY), request.get(SESSION)
         try:
             url = URL(location, encoded=True)
         except ValueError:
             return None
-        if not url.host or self.datanodes is None or user is None or url.scheme not in ("http", "https"):
+        if not url.host or self.datanodes is None or acting is None or session is None:
+            return None
+        if url.scheme not in ("http", "https"):
             return None
         node = f"{url.host}:{url.port}"
         if not self.datanodes.allowed(node):
             return None
-        signed = self.datanodes.sign(user, f"{url.scheme}://{node}", url.raw_path_qs)
+        path, _, query = (origin_form(request.raw_path) or "/").partition("?")
+        sealed = self.datanodes.seal(
+            user=session.user, effective=acting.user, method=request.method, path=path, client_query=query,
+            scheme_node=f"{url.scheme}://{node}", target=url.raw_path_qs,
+        )
         client = client_view(request)
-        return f"{client.scheme}://{client.host}{signed}"
+        return f"{client.scheme}://{client.host}{path}?{sealed}"
 
 
 class _NoRedirectBody:
@@ -133,12 +158,12 @@ _REFUSED_NODE = "the data node is not one this gateway may forward to"
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")  # scheme and authority
 
 
+def _local_port(request: web.Request) -> int | None:
+    """The port of the gateway's own socket the request came in on (``None`` off TCP)."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    return sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
+
+
 def _is_json_answer(headers: CIMultiDict[str]) -> bool:
     return headers.get(hdrs.CONTENT_TYPE, "").partition(";")[0].strip().lower() == "application/json"
-
-
-def _user(request: web.Request) -> str | None:
-    from gateway.authfilter import IDENTITY  # here: the filter is above the dialects
-
-    token = request.get(IDENTITY)
-    return None if token is None else token.user

@@ -25,3 +25,4 @@ class Fault(enum.Enum):
     BACKEND_UNAVAILABLE = enum.auto()  # the gateway could not get an answer from its backend
     UNAVAILABLE = enum.auto()  # the gateway itself cannot serve now (full, shutting down)
     BACKEND_TIMEOUT = enum.auto()
+    QUOTA_EXCEEDED = enum.auto()  # a per-user limit is reached (open streams)

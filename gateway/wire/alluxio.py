@@ -4,9 +4,13 @@ Alluxio's REST proxy answers every failed call with HTTP 500 and an
 ``ErrorResponse`` naming the gRPC-style ``Status`` (``NOT_FOUND``,
 ``ALREADY_EXISTS``, ...); its clients read ``statusCode`` and ``message``
 from any answer that is not 200.  File system failures therefore get 500
-as there.  Failures that mean something to HTTP itself keep their status:
+as there.  A request the gateway cannot parse (a malformed option body, a
+bad parameter, a path that leads elsewhere) is the client's fault: 400, as
+Jersey answers a body it cannot map before Alluxio's handler runs, so no
+client input is ever counted as a server error.  Other failures that mean
+something to HTTP itself keep their status:
 a 401 must stay 401 for a client to answer the challenge, and 413, 417,
-502, 503 and 504 tell proxies and load balancers what happened.
+429, 502, 503 and 504 tell proxies and load balancers what happened.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from ._fault import Fault
 __all__ = ("TABLE", "body", "status")
 
 TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
-    Fault.BAD_REQUEST: (500, "INVALID_ARGUMENT"),
+    Fault.BAD_REQUEST: (400, "INVALID_ARGUMENT"),
     Fault.UNAUTHENTICATED: (401, "UNAUTHENTICATED"),
     Fault.ACCESS_DENIED: (500, "PERMISSION_DENIED"),
     Fault.NOT_FOUND: (500, "NOT_FOUND"),
@@ -29,10 +33,11 @@ TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
     Fault.EXPECTATION_FAILED: (417, "INVALID_ARGUMENT"),
     Fault.PAYLOAD_TOO_LARGE: (413, "RESOURCE_EXHAUSTED"),
     Fault.IO_FAILURE: (500, "INTERNAL"),
-    Fault.OVER_LIMIT: (500, "INVALID_ARGUMENT"),
+    Fault.OVER_LIMIT: (400, "INVALID_ARGUMENT"),
     Fault.BACKEND_UNAVAILABLE: (502, "UNAVAILABLE"),
     Fault.UNAVAILABLE: (503, "UNAVAILABLE"),
     Fault.BACKEND_TIMEOUT: (504, "DEADLINE_EXCEEDED"),
+    Fault.QUOTA_EXCEEDED: (429, "RESOURCE_EXHAUSTED"),
 })
 """Each fault's HTTP status and Alluxio ``Status`` name."""
 

@@ -91,7 +91,7 @@ async def test_directories_rename_delete_attributes(backend: Backend) -> None:
     ("method", "target", "status_name", "http_status"),
     [
         ("POST", f"{P}/x/mount", "UNIMPLEMENTED", 500),
-        ("POST", f"{P}/x/bogus", "INVALID_ARGUMENT", 500),
+        ("POST", f"{P}/x/bogus", "INVALID_ARGUMENT", 400),
         ("GET", f"{P}/x/exists", "UNIMPLEMENTED", 500),
         ("POST", f"{S}abc/read", "NOT_FOUND", 500),
         ("POST", f"{P}/.authgateway/exists", "PERMISSION_DENIED", 500),
@@ -110,11 +110,11 @@ async def test_unsigned_is_401_in_alluxio_shape(backend: Backend) -> None:
 
 async def test_bad_options_are_invalid_argument(backend: Backend) -> None:
     reply = await post(backend, f"{P}/user/bob/d/create-directory", data=b"[1]")
-    alluxio_error(reply, "INVALID_ARGUMENT")
+    alluxio_error(reply, "INVALID_ARGUMENT", 400)
     reply = await post(backend, f"{P}/user/bob/d/create-directory", {"recursive": "yes"})
-    alluxio_error(reply, "INVALID_ARGUMENT")
+    alluxio_error(reply, "INVALID_ARGUMENT", 400)
     reply = await post(backend, f"{P}/user/bob/d/create-directory", {"mode": {"ownerBits": "EVERYTHING"}})
-    alluxio_error(reply, "INVALID_ARGUMENT")
+    alluxio_error(reply, "INVALID_ARGUMENT", 400)
 
 
 async def test_options_arriving_in_pieces_and_too_large(backend: Backend) -> None:
@@ -126,4 +126,4 @@ async def test_options_arriving_in_pieces_and_too_large(backend: Backend) -> Non
     assert reply.status == 200, reply.body
     assert (await post(backend, f"{P}/user/bob/p/q/exists")).json() is True
     huge = {"recursive": True, "padding": "x" * 70000}
-    alluxio_error(await post(backend, f"{P}/user/bob/r/create-directory", huge), "INVALID_ARGUMENT")
+    alluxio_error(await post(backend, f"{P}/user/bob/r/create-directory", huge), "INVALID_ARGUMENT", 400)

@@ -117,7 +117,7 @@ def webhdfs_io(reply: Reply) -> str:
 
 
 def alluxio_invalid(reply: Reply) -> str:
-    assert reply.status == 500, (reply.status, reply.body[:300])
+    assert reply.status == 400, (reply.status, reply.body[:300])
     doc = reply.json()
     assert doc["statusCode"] == "INVALID_ARGUMENT", doc
     return str(doc["message"])

@@ -19,7 +19,7 @@ import pytest
 from multidict import CIMultiDict
 from yarl import URL
 
-from tests.faulty_backend import Exchange, FaultyBackend, behaviours
+from tests.faulty_backend import Behaviour, Exchange, FaultyBackend, behaviours
 from tests.integration.gwsetup import ServerFactory, Setup, mint, start_gateway
 
 Start = Callable[..., Awaitable[tuple[Setup, FaultyBackend]]]
@@ -322,3 +322,82 @@ async def test_a_full_pool_is_504_after_pool_timeout(faulty: Start) -> None:
             pusher.cancel()
             _reset(writer)
     await backend.wait_released()
+
+
+# -- issue 16, item 11: what a backend should never send -----------------------------------
+
+SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSECRET"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + SMUGGLED,  # a second answer nobody asked for
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokSECRET",  # bytes that are no answer
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + SMUGGLED,
+    ],
+)
+async def test_bytes_after_a_complete_answer_are_never_relayed(faulty: Start, answer: bytes) -> None:
+    s, backend = await faulty(behaviours.raw(answer, then_stall=True))
+    resp, body = await s.get("/f?user.name=bob")
+    assert (resp.status, body) == (200, b"ok")
+    await backend.wait_released()  # the connection is dropped, never pooled with a stale answer in it
+    resp, body = await s.get("/f?user.name=bob")
+    assert (resp.status, body) == (200, b"ok")
+    assert backend.accepted == 2
+
+
+async def test_a_second_answer_is_never_relayed(faulty: Start) -> None:
+    s, backend = await faulty(behaviours.second_answer())
+    for _ in range(3):
+        resp, body = await s.get("/f?user.name=bob")
+        assert (resp.status, body) == (200, b"ok")
+    await backend.wait_released()
+    assert backend.accepted == 3  # never a kept-alive connection with a stale answer in it
+
+
+async def test_bytes_after_a_complete_answer_drop_the_connection_mid_stream(faulty: Start) -> None:
+    big = b"x" * (256 * 1024)  # streamed, not read whole
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(big), big) + SMUGGLED
+    s, backend = await faulty(behaviours.raw(answer, then_stall=True))
+    resp, body = await s.get("/f?user.name=bob")
+    assert resp.status == 200 and body == big
+    await backend.wait_released()
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        behaviours.oversized_head(70 * 1024),
+        behaviours.oversized_head(5000 * 2, lines=5000),
+        behaviours.raw(b"HTTP/1.1 200 OK\r\nX-Endless: " + b"a" * 1024 * 1024, then_stall=True),  # bounded as it comes
+    ],
+    ids=["70KiB", "5000-lines", "endless"],
+)
+async def test_a_backend_head_over_the_limits_is_a_502(faulty: Start, behaviour: Behaviour) -> None:
+    s, backend = await faulty(behaviour)
+    resp, body = await s.get("/f?user.name=bob")
+    assert resp.status == 502, body[:200]
+    assert json.loads(body)["message"] == "the backend's answer head is too large"
+    assert str(backend.port).encode() not in body and b"127.0.0.1" not in body
+    await backend.wait_released()
+
+
+async def test_a_backend_head_within_the_limits_passes(faulty: Start) -> None:
+    cookie = b"a" * 7 * 1024  # a Kerberos-sized header (aiohttp's client reads 8 KiB lines at most)
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + cookie + b"\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(90))
+    s, _ = await faulty(behaviours.raw(head + b"Content-Length: 2\r\n\r\nok"))
+    resp, body = await s.get("/f?user.name=bob")
+    assert (resp.status, body) == (200, b"ok")
+    assert resp.headers["X-Big"] == cookie.decode()
+
+
+async def test_the_backend_head_limits_are_configurable(faulty: Start) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(20)) + b"Content-Length: 2\r\n\r\nok"
+    s, _ = await faulty(behaviours.raw(head), "max_response_headers = 10")
+    resp, _ = await s.get("/f?user.name=bob")
+    assert resp.status == 502
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 2000 + b"\r\nContent-Length: 2\r\n\r\nok"
+    s, _ = await faulty(behaviours.raw(head), "max_response_head_size = 1024")
+    resp, _ = await s.get("/f?user.name=bob")
+    assert resp.status == 502

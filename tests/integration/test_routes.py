@@ -5,6 +5,7 @@ spoofing is scrubbed on every route."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -86,7 +87,7 @@ async def test_a_refusal_comes_in_the_routes_format(routed: Setup) -> None:
     assert resp.status == 400
     assert json.loads(raw)["RemoteException"]["exception"] == "IllegalArgumentException"
     resp, raw = await routed.get("/api/v1/paths//x/exists?user.name=a%20b")
-    assert resp.status == 500  # as the Alluxio proxy answers every failed call
+    assert resp.status == 400  # the client's fault: never counted as a server error
     assert json.loads(raw)["statusCode"] == "INVALID_ARGUMENT"
 
 
@@ -156,13 +157,12 @@ async def test_spoofing_is_scrubbed_on_every_route(routed: Setup, path: str, ide
 )
 async def test_a_path_that_decodes_into_another_route_is_refused(routed: Setup, target: str, key: str) -> None:
     """Escapes and dot segments cannot steer a request past its route's dialect (and its identity)."""
-    status = 500 if key == "statusCode" else 400  # the Alluxio proxy answers its failures with 500
     resp, raw = await routed.get(target + ("&" if "?" in target else "?") + "user.name=bob")
-    assert resp.status == status, raw
+    assert resp.status == 400, raw
     doc = json.loads(raw)
     assert key in doc and "decoded" in json.dumps(doc), doc
     resp, raw = await routed.get(target, headers={"Cookie": f"hadoop.auth={mint('bob')}"})
-    assert resp.status == status and "backend" not in json.loads(raw)
+    assert resp.status == 400 and "backend" not in json.loads(raw)
 
 
 @pytest.mark.parametrize(
@@ -298,86 +298,220 @@ async def test_a_strange_host_makes_the_urls_paths(naming: tuple[Setup, str]) ->
 
 
 def namenode(datanode: str) -> web.Application:
-    """Redirects CREATE to ``datanode`` and OPEN to a node no pattern allows, as a NameNode does."""
+    """Redirects data steps to ``datanode`` as a NameNode does (its token and its RPC address in the URL);
+    a path ending in ``/far`` to a node no pattern allows, one ending in ``/self`` to the gateway as the
+    ``X-Forwarded-*`` headers name it (as the embedded backend does), ``/forged`` to the node the
+    client's ``Host`` names."""
 
     async def handle(request: web.Request) -> web.Response:
         user = request.query.get("user.name", "")
+        op = request.query.get("op", "")
+        node = datanode
+        if request.path.endswith("/far"):
+            node = "http://10.1.2.3:9864"
+        elif request.path.endswith("/self"):
+            node = f"{request.headers['X-Forwarded-Proto']}://{request.headers['X-Forwarded-Host']}"
+        elif request.path.endswith("/forged"):
+            node = f"http://{request.headers['X-Forwarded-Host']}"
+        location = f"{node}{request.path}?op={op}&namenoderpcaddress=nn.internal:8020&user.name={user}&delegation=NN-TOKEN"
         if request.query.get("noredirect") == "true":
-            node = datanode if request.query.get("op") == "CREATE" else "http://10.1.2.3:9864"
-            return web.json_response({"Location": f"{node}{request.path}?op=CREATE&user.name={user}"})
-        if request.query.get("op") == "CREATE":
-            raise web.HTTPTemporaryRedirect(
-                f"{datanode}{request.path}?op=CREATE&namenoderpcaddress=nn:8020&user.name={user}&delegation=NN-TOKEN"
-            )
-        raise web.HTTPTemporaryRedirect(f"http://10.1.2.3:9864{request.path}?op=OPEN&user.name={user}")
+            return web.json_response({"Location": location})
+        raise web.HTTPTemporaryRedirect(location)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
 
-@pytest.fixture
-async def datanode_setup(tmp_path: Path, aiohttp_server: ServerFactory) -> tuple[Setup, str]:
+def datanode() -> web.Application:
+    """Echoes as :func:`echo` does, with the ``Location`` a DataNode's CREATE answers 201 with: the file in
+    the NameNode's own terms (Hadoop's ``WebHdfsHandler``: ``hdfs://<namenoderpcaddress><path>``)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        doc = {"backend": "datanode", "raw_path": request.raw_path,
+               "headers": [[k, v] for k, v in request.headers.items()]}
+        await request.read()
+        return web.json_response(doc, status=201 if request.query.get("op") == "CREATE" else 200,
+                                 headers={"Location": f"hdfs://nn.internal:8020{request.path}"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def datanode_gateway(
+    tmp_path: Path, aiohttp_server: ServerFactory, server: str = "", datanodes: str = '["127.0.0.1:*"]'
+) -> tuple[Setup, str]:
+    """A gateway with a WebHDFS route to a :func:`namenode` whose DataNode a pattern allows; the DataNode's URL.
+    ``server``: lines for ``[server]``; ``datanodes``: the route's patterns."""
     main = str((await aiohttp_server(echo("main"))).make_url("")).rstrip("/")
-    dn = str((await aiohttp_server(echo("datanode"))).make_url("")).rstrip("/")
+    dn = str((await aiohttp_server(datanode())).make_url("")).rstrip("/")
     nn = str((await aiohttp_server(namenode(dn))).make_url("")).rstrip("/")
     routes = f"""
+[server]
+{server}
 [[routes]]
 prefix = "/webhdfs/v1/"
 backend = "{nn}"
 dialect = "webhdfs"
-datanodes = ["127.0.0.1:*"]
+datanodes = {datanodes}
 """
     return await start_gateway(aiohttp_server, tmp_path, main, routes), dn
 
 
-async def test_a_datanode_redirect_goes_through_the_gateway_signed(datanode_setup: tuple[Setup, str]) -> None:
+@pytest.fixture
+async def datanode_setup(tmp_path: Path, aiohttp_server: ServerFactory) -> tuple[Setup, str]:
+    return await datanode_gateway(tmp_path, aiohttp_server)
+
+
+BEHIND = ("delegation", "NN-TOKEN", "namenoderpcaddress", "nn.internal", "8020")
+
+
+def assert_opaque(location: str, setup: Setup, dn: str) -> str:
+    """``location`` is a gateway URL that shows nothing behind the gateway; its origin-form target."""
+    assert location.startswith(f"{setup.url}/webhdfs/v1/"), location
+    target = location[len(setup.url):]
+    for secret in (*BEHIND, dn.rpartition(":")[2]):
+        assert secret not in target, (secret, location)
+    query = target.partition("?")[2]
+    assert {p.partition("=")[0] for p in query.split("&")} <= {"op", "user.name", "doas", "authgateway.handle"}
+    return target
+
+
+async def test_a_datanode_redirect_goes_through_the_gateway_as_an_opaque_handle(
+    datanode_setup: tuple[Setup, str],
+) -> None:
     setup, dn = datanode_setup
     bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
     resp, _ = await setup.request("PUT", "/webhdfs/v1/a?op=CREATE&user.name=root", headers=bob)
     assert resp.status == 307
-    location = resp.headers["Location"]
-    assert location.startswith(f"{setup.url}/webhdfs/v1/a?op=CREATE&namenoderpcaddress=nn:8020&user.name=bob&")
-    assert dn.split(":")[-1] not in location.split("authgateway.dn")[0]
-    target = location[len(setup.url):]
+    target = assert_opaque(resp.headers["Location"], setup, dn)
+    assert target.startswith("/webhdfs/v1/a?op=CREATE&user.name=root&authgateway.handle=")
     resp, raw = await setup.request("PUT", target, headers=bob, data=b"data")
-    assert resp.status == 200, raw
+    assert resp.status == 201, raw
+    # The DataNode names the file as hdfs://<namenoderpcaddress>/...: the client gets the gateway's URL of it.
+    assert resp.headers["Location"] == f"{setup.url}/webhdfs/v1/a"
     doc = json.loads(raw)
     assert doc["backend"] == "datanode"
     # The NameNode's query, its token too, reaches the data node as the NameNode wrote it.
-    assert doc["raw_path"] == "/webhdfs/v1/a?op=CREATE&namenoderpcaddress=nn:8020&user.name=bob&delegation=NN-TOKEN"
+    assert doc["raw_path"] == (
+        "/webhdfs/v1/a?op=CREATE&namenoderpcaddress=nn.internal:8020&user.name=bob&delegation=NN-TOKEN"
+    )
     assert [v for k, v in doc["headers"] if k == "X-Forwarded-User"] == ["bob"]
 
     alice = {"Cookie": f"hadoop.auth={mint('alice')}"}
     resp, raw = await setup.request("PUT", target, headers=alice, data=b"data")
     assert resp.status == 403
     assert json.loads(raw)["RemoteException"]["exception"] == "AccessControlException"
-    for tampered in (target.replace("op=CREATE", "op=APPEND"), target.replace("127.0.0.1", "127.0.0.2"),
-                     target + "&authgateway.sig=0"):
+    handle = target.rpartition("=")[2]
+    for tampered in (target.replace("op=CREATE", "op=APPEND"), target.replace(handle, handle[:-2] + "AA"),
+                     target + "&authgateway.handle=x", target + "&overwrite=true",
+                     target.replace("/webhdfs/v1/a?", "/webhdfs/v1/b?")):
         resp, raw = await setup.request("PUT", tampered, headers=bob, data=b"data")
         assert resp.status == 403, tampered
 
 
+async def test_a_cookieless_client_follows_the_handle_with_its_own_user_name(
+    datanode_setup: tuple[Setup, str],
+) -> None:
+    setup, dn = datanode_setup
+    resp, _ = await setup.request("PUT", "/webhdfs/v1/a?op=CREATE&user.name=bob")
+    assert resp.status == 307
+    target = assert_opaque(resp.headers["Location"], setup, dn)
+    resp, raw = await setup.request("PUT", target, data=b"data")
+    assert resp.status == 201, raw
+    assert json.loads(raw)["backend"] == "datanode"
+
+
+@pytest.mark.parametrize(("made_for", "used_as"), [("GET", "PUT"), ("GET", "DELETE"), ("GET", "POST"), ("PUT", "GET")])
+async def test_a_handle_is_good_for_its_method_only(
+    datanode_setup: tuple[Setup, str], aiohttp_server: ServerFactory, made_for: str, used_as: str
+) -> None:
+    setup, dn = datanode_setup
+    bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
+    op = "OPEN" if made_for == "GET" else "CREATE"
+    resp, _ = await setup.request(made_for, f"/webhdfs/v1/a?op={op}", headers=bob)
+    target = assert_opaque(resp.headers["Location"], setup, dn)
+    resp, raw = await setup.request(used_as, target, headers=bob, data=b"body")
+    assert resp.status == 403, raw
+    assert json.loads(raw)["RemoteException"]["exception"] == "AccessControlException"
+    resp, raw = await setup.request(made_for, target, headers=bob)
+    assert resp.status == (200 if made_for == "GET" else 201) and json.loads(raw)["backend"] == "datanode"
+    assert resp.headers["Location"] == f"{setup.url}/webhdfs/v1/a"
+
+
 async def test_a_redirect_to_a_node_no_pattern_allows_is_dropped(datanode_setup: tuple[Setup, str]) -> None:
     setup, _ = datanode_setup
-    resp, raw = await setup.get("/webhdfs/v1/a?op=OPEN", headers={"Cookie": f"hadoop.auth={mint('bob')}"})
+    resp, raw = await setup.get("/webhdfs/v1/far?op=OPEN", headers={"Cookie": f"hadoop.auth={mint('bob')}"})
     assert resp.status == 307
     assert "Location" not in resp.headers
     assert b"10.1.2.3" not in raw
 
 
-async def test_a_noredirect_location_is_signed_or_refused(datanode_setup: tuple[Setup, str]) -> None:
+async def test_a_noredirect_location_is_an_opaque_handle_or_refused(datanode_setup: tuple[Setup, str]) -> None:
     setup, dn = datanode_setup
     bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
     resp, raw = await setup.request("PUT", "/webhdfs/v1/a?op=CREATE&noredirect=true", headers=bob)
     assert resp.status == 200
-    location = json.loads(raw)["Location"]
-    assert location.startswith(f"{setup.url}/webhdfs/v1/a?op=CREATE&user.name=bob&authgateway.dn=")
-    resp, raw = await setup.request("PUT", location[len(setup.url):], headers=bob, data=b"x")
-    assert json.loads(raw)["raw_path"] == "/webhdfs/v1/a?op=CREATE&user.name=bob"
-    resp, raw = await setup.request("PUT", "/webhdfs/v1/a?op=OPEN&noredirect=true", headers=bob)
+    target = assert_opaque(json.loads(raw)["Location"], setup, dn)
+    assert target.startswith("/webhdfs/v1/a?op=CREATE&authgateway.handle=")
+    resp, raw = await setup.request("PUT", target, headers=bob, data=b"x")
+    assert json.loads(raw)["raw_path"] == (
+        "/webhdfs/v1/a?op=CREATE&namenoderpcaddress=nn.internal:8020&user.name=bob&delegation=NN-TOKEN"
+    )
+    resp, raw = await setup.request("PUT", "/webhdfs/v1/far?op=OPEN&noredirect=true", headers=bob)
     assert b"10.1.2.3" not in raw
     assert json.loads(raw)["RemoteException"]["exception"] == "AccessControlException"
+
+
+@pytest.mark.parametrize("noredirect", [False, True])
+@pytest.mark.parametrize("node", ["10.9.9.9:9864", "dn"])
+async def test_a_forged_host_unmasks_no_datanode_redirect(
+    datanode_setup: tuple[Setup, str], node: str, noredirect: bool
+) -> None:
+    """The client's ``Host`` naming the node (one no pattern allows, or the real one) makes its URL
+    look like the gateway's own: the gateway must not believe it."""
+    setup, dn = datanode_setup
+    host = dn.partition("://")[2] if node == "dn" else node
+    query = "op=OPEN&noredirect=true" if noredirect else "op=OPEN"
+    resp, raw = await setup.get(f"/webhdfs/v1/forged?{query}",
+                                headers={"Cookie": f"hadoop.auth={mint('bob')}", "Host": host})
+    location = json.loads(raw).get("Location") if noredirect else resp.headers.get("Location")
+    for secret in BEHIND:
+        assert secret not in (location or ""), location
+        assert secret.encode() not in raw
+    if node == "dn":  # a node a pattern allows: through the gateway, as the client addressed it
+        assert location is not None and location.startswith(f"http://{host}/webhdfs/v1/forged?op=OPEN&authgateway.handle=")
+    else:
+        assert location is None
+
+
+async def test_only_a_trusted_proxy_vouches_for_the_gateways_own_urls(
+    tmp_path: Path, aiohttp_server: ServerFactory
+) -> None:
+    """A backend that names the gateway as ``X-Forwarded-Host`` said (the embedded backend's upload
+    redirect) keeps its URL when a trusted proxy gave that host; from a direct client, whose ``Host``
+    is only its word, only when it names the port the client's connection reached."""
+    setup, _ = await datanode_gateway(tmp_path, aiohttp_server, 'trusted_proxies = ["127.0.0.1"]')
+    bob = {"Cookie": f"hadoop.auth={mint('bob')}"}
+    resp, _ = await setup.get("/webhdfs/v1/self?op=OPEN",
+                              headers={**bob, "X-Forwarded-Host": "gw.example", "X-Forwarded-Proto": "https"})
+    assert resp.headers["Location"].startswith("https://gw.example/webhdfs/v1/self?op=OPEN&namenoderpc")
+    (tmp_path / "direct").mkdir()
+    direct, _ = await datanode_gateway(tmp_path / "direct", aiohttp_server)
+    port = direct.url.rpartition(":")[2]
+    for host in ("gw.example", f"localhost:{port}"):
+        resp, _ = await direct.get("/webhdfs/v1/self?op=OPEN", headers={**bob, "Host": host})
+        assert resp.status == 307 and "Location" not in resp.headers, host
+    # Without data-node patterns (a backend like the embedded one, not a NameNode), from a direct
+    # client, the gateway's own URL on the port its connection reached is believed; another is not.
+    (tmp_path / "plain").mkdir()
+    plain, _ = await datanode_gateway(tmp_path / "plain", aiohttp_server, datanodes="[]")
+    port = plain.url.rpartition(":")[2]
+    resp, _ = await plain.get("/webhdfs/v1/self?op=OPEN", headers={**bob, "Host": f"localhost:{port}"})
+    assert resp.headers["Location"].startswith(f"http://localhost:{port}/webhdfs/v1/self?op=OPEN&namenoderpc")
+    resp, _ = await plain.get("/webhdfs/v1/forged?op=OPEN", headers={**bob, "Host": "10.9.9.9:9864"})
+    assert resp.status == 307 and "Location" not in resp.headers
 
 
 async def test_without_datanode_patterns_no_redirect_leaves_the_gateway(
@@ -495,3 +629,43 @@ async def test_a_route_admits_only_its_users_and_groups(
     # The open route admits everyone who authenticated.
     resp, _ = await guarded.get(f"/a{query}", headers={"Cookie": f"hadoop.auth={mint(user)}"})
     assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1;/paths//a/exists", "/api/v1;jsessionid=1/paths//a/exists", "/x/..;/api/v1/paths//a/exists",
+     "/api;/v1/paths//a/exists"],
+)
+async def test_path_parameters_do_not_lead_around_a_routes_users(guarded: Setup, path: str) -> None:
+    """Jetty and Tomcat (HttpFS, the NameNode) read ``/api/v1;x/...`` as ``/api/v1/...``: so must the routing,
+    or the ``/`` route would carry dave to what ``/api/v1/`` keeps from him."""
+    resp, raw = await guarded.get(path, headers={"Cookie": f"hadoop.auth={mint('dave')}"})
+    assert resp.status == 400, raw
+    assert json.loads(raw)["exception"] == "IllegalArgumentException"  # the "/" route's (Hoop's) format
+    assert b"main" not in raw
+
+
+async def test_path_parameters_inside_a_route_still_reach_it(guarded: Setup) -> None:
+    # Within one route a ';' changes nothing about who may go where: passed on byte for byte.
+    for path in ("/a;b/c?op=list", "/a%3Bb?op=list"):
+        resp, raw = await guarded.get(path, headers={"Cookie": f"hadoop.auth={mint('dave')}"})
+        assert resp.status == 200, raw
+        assert json.loads(raw)["raw_path"] == f"{path}&user.name=dave"
+
+
+async def test_hdfscli_writes_and_reads_through_the_handles(datanode_setup: tuple[Setup, str]) -> None:
+    """A real WebHDFS client (HdfsCLI, no cookie jar across its calls: user.name on each) follows the
+    opaque redirects for CREATE and OPEN as it followed the NameNode's own."""
+    import hdfs
+
+    setup, _ = datanode_setup
+    client = hdfs.InsecureClient(setup.url, user="bob")
+
+    def work() -> bytes:
+        client.write("/a", data=b"hello", overwrite=True)
+        with client.read("/a") as reader:
+            return bytes(reader.read())
+
+    doc = json.loads(await asyncio.to_thread(work))
+    assert doc["backend"] == "datanode"
+    assert doc["raw_path"] == "/webhdfs/v1/a?op=OPEN&namenoderpcaddress=nn.internal:8020&user.name=bob&delegation=NN-TOKEN"

@@ -132,6 +132,8 @@ a = 1
         ("[auth.simple]\nfoo = 1\n", "auth.simple.foo: unknown key (allowed: anonymous_allowed)"),
         ('[backend]\nurl = "http://user:pw@h:1"\n', "backend.url: must not contain credentials"),
         ("server = 1\n", "server: must be a table"),
+        ("[backend]\nmax_response_head_size = 512\n", "backend.max_response_head_size = 512: must be at least 1024"),
+        ("[backend]\nmax_response_headers = 0\n", "backend.max_response_headers = 0: must be at least 1"),
     ],
 )
 def test_single_problems(tmp_path: Path, text: str, problem: str) -> None:

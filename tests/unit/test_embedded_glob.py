@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from gateway.embedded.store._glob import GlobError, compile_glob
+from gateway.embedded.store._glob import MAX_GROUP_DEPTH, GlobError, compile_glob
 
 
 @pytest.mark.parametrize(
@@ -49,7 +51,19 @@ from gateway.embedded.store._glob import GlobError, compile_glob
     ],
 )
 def test_glob_matching(pattern: str, name: str, matches: bool) -> None:
-    assert bool(compile_glob(pattern).fullmatch(name)) is matches
+    assert compile_glob(pattern).matches(name) is matches
+
+
+def test_nesting_is_bounded_and_matching_linear() -> None:
+    assert compile_glob("{" * MAX_GROUP_DEPTH + "a" + "}" * MAX_GROUP_DEPTH).matches("a")
+    with pytest.raises(GlobError, match="nested groups"):
+        compile_glob("{" * (MAX_GROUP_DEPTH + 1) + "a" + "}" * (MAX_GROUP_DEPTH + 1))
+    with pytest.raises(GlobError, match="nested groups"):
+        compile_glob("{" * 1500 + "a" + "}" * 1500)
+    glob = compile_glob("*a" * 10 + "*b")
+    started = time.perf_counter()
+    assert not any(glob.matches("a" * length) for length in range(1, 200))
+    assert time.perf_counter() - started < 0.5  # a backtracking regex takes hours at 60 characters
 
 
 @pytest.mark.parametrize(

@@ -66,9 +66,35 @@ def test_regular_entries_are_there(layout: tuple[HostTree, Path, Path]) -> None:
 
 
 def test_listing_hides_links_and_special_files(layout: tuple[HostTree, Path, Path]) -> None:
-    tree, _root, _outside = layout
-    assert [name for name, _ in tree.list_dir(())] == ["dir"]
-    assert [name for name, _ in tree.list_dir(("dir",))] == ["file"]
+    tree, root, _outside = layout
+    assert tree.next_names((), "", 10, None, None) == (["dir"], 0)
+    assert tree.next_names(("dir",), "", 10, None, None) == (["file"], 0)
+    os.close(os.open(os.path.join(os.fsencode(root / "dir"), b"bad-\xff"), os.O_CREAT | os.O_WRONLY))
+    assert tree.next_names(("dir",), "", 10, None, None) == (["file"], 0)  # not UTF-8: not there
+    assert [name for name, _ in tree.stat_names(("dir",), ["file", "alias", "gone"])] == ["file"]
+
+
+def test_next_names_go_in_byte_order_a_batch_at_a_time(tmp_path: Path) -> None:
+    names = ["b", "a", "\u00e9", "B", "a0", "z", "\U0001f600", "_"]
+    for name in names:
+        (tmp_path / name).touch()
+    (tmp_path / ".authgateway").mkdir()
+    tree = HostTree(tmp_path)
+    try:
+        in_order = sorted(names, key=lambda n: n.encode("utf-8"))
+        seen: list[str] = []
+        after = ""
+        while True:
+            batch, rest = tree.next_names((), after, 3, None, ".authgateway")
+            seen += batch
+            assert rest == len(in_order) - len(seen)
+            if not rest:
+                break
+            after = batch[-1]
+        assert seen == in_order
+        assert tree.next_names((), "", 10, lambda n: n.startswith("a"), None) == (["a", "a0"], 0)
+    finally:
+        tree.close()
 
 
 def test_cannot_create_through_a_link(layout: tuple[HostTree, Path, Path]) -> None:

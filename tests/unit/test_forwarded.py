@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -170,17 +171,18 @@ def test_scheme_and_host_from_a_trusted_peer(headers: tuple[tuple[str, str], ...
     ],
 )
 def test_forwarded_elements_are_walked_from_the_right(forwarded: str, expected: ClientView) -> None:
-    assert view(LB, ("Forwarded", forwarded), family="forwarded") == expected
+    # A trusted proxy vouches for the scheme and host, even where it only sent them as Host.
+    assert view(LB, ("Forwarded", forwarded), family="forwarded") == dataclasses.replace(expected, vouched=True)
     assert view("203.0.113.9", ("Forwarded", forwarded), family="forwarded") == own("203.0.113.9")
 
 
 def test_only_the_configured_family_is_believed() -> None:
     both = (("Forwarded", "for=198.51.100.1;proto=https"), ("X-Forwarded-For", "198.51.100.2"),
             ("X-Forwarded-Proto", "https"))
-    assert view(LB, *both) == ClientView("198.51.100.2", "https", "gw.internal:14000", ("198.51.100.2", LB))
+    assert view(LB, *both) == ClientView("198.51.100.2", "https", "gw.internal:14000", ("198.51.100.2", LB), True)
     assert view(LB, *both, family="forwarded") == ClientView(
-        "198.51.100.1", "https", "gw.internal:14000", ("198.51.100.1", LB))
-    assert view(LB, both[1], both[2], family="forwarded") == own(LB)
+        "198.51.100.1", "https", "gw.internal:14000", ("198.51.100.1", LB), True)
+    assert view(LB, both[1], both[2], family="forwarded") == dataclasses.replace(own(LB), vouched=True)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +272,7 @@ def test_one_trusted_address_or_one_range_is_enough(entries: list[str], family: 
     headers = (("X-Forwarded-For", "198.51.100.7"), ("X-Forwarded-Proto", "https"),
                ("Forwarded", "for=198.51.100.7;proto=https"))
     got = TrustedProxies(entries, family).view(request(LB, *headers))  # type: ignore[arg-type]
-    assert got == ClientView("198.51.100.7", "https", "gw.internal:14000", ("198.51.100.7", LB))
+    assert got == ClientView("198.51.100.7", "https", "gw.internal:14000", ("198.51.100.7", LB), True)
 
 
 def test_client_view_without_the_middleware_is_the_peer() -> None:
@@ -306,7 +308,7 @@ def test_what_lies_left_of_the_client_never_matters(prefix: list[str], client: s
         return
     with_prefix = view(LB, ("X-Forwarded-For", ", ".join([*prefix, client, *trusted_hops])))
     without = view(LB, ("X-Forwarded-For", ", ".join([client, *trusted_hops])))
-    assert with_prefix == without == ClientView(client, "http", "gw.internal:14000", (client, *trusted_hops, LB))
+    assert with_prefix == without == ClientView(client, "http", "gw.internal:14000", (client, *trusted_hops, LB), True)
 
 
 @given(st.text(max_size=80))

@@ -180,9 +180,18 @@ def test_data_node_redirects_follow_the_keys_in_force() -> None:
 
     secrets: tuple[bytes, ...] = (b"a" * 32,)
     dn = DataNodeRedirects(lambda: secrets, ["dn1:9864"])
-    signed = dn.sign("bob", "http://dn1:9864", "/webhdfs/v1/f?op=OPEN", now=NOW)
-    secrets = (b"b" * 32, b"a" * 32)  # rotated: the new key signs, the old one still verifies
-    assert dn.verify("bob", signed, now=NOW) == ("http://dn1:9864", "/webhdfs/v1/f?op=OPEN")
-    assert dn.verify("bob", dn.sign("bob", "http://dn1:9864", "/x", now=NOW), now=NOW) is not None
+
+    def seal(target: str) -> str:
+        query = dn.seal(user="bob", effective="bob", method="GET", path="/f", client_query="",
+                        scheme_node="http://dn1:9864", target=target, now=NOW)
+        return f"/f?{query}"
+
+    def open_(step: str) -> tuple[str, str] | None:
+        return dn.open(step, user="bob", effective="bob", method="GET", now=NOW)
+
+    sealed = seal("/webhdfs/v1/f?op=OPEN")
+    secrets = (b"b" * 32, b"a" * 32)  # rotated: the new key seals, the old one still opens
+    assert open_(sealed) == ("http://dn1:9864", "/webhdfs/v1/f?op=OPEN")
+    assert open_(seal("/x")) is not None
     secrets = (b"b" * 32,)  # retired
-    assert dn.verify("bob", signed, now=NOW) is None
+    assert open_(sealed) is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
+import urllib.parse
 
 import pytest
 import yarl
@@ -46,6 +48,9 @@ def router(*prefixes: str) -> Router:
         ("/api/v1/paths//a//b/./exists", "/api/v1/"),
         ("/x/%2e%2e/y", "/"),
         ("//x", "/"),
+        ("/webhdfs/v1/a;b/c", "/webhdfs/v1/"),  # a path parameter inside the route: Jetty's reading agrees
+        ("/webhdfs/v1/a%3Bb", "/webhdfs/v1/"),  # an escaped ';' is part of the name, never a parameter
+        ("/webhdfs%3B/v1/a", "/"),  # a directory "webhdfs;" to Jetty too
     ],
 )
 def test_the_longest_prefix_wins(path: str, prefix: str) -> None:
@@ -64,6 +69,12 @@ def test_the_longest_prefix_wins(path: str, prefix: str) -> None:
         ("/webhdfs/v1/../../x", "/"),
         ("/webhdfs/v1/%2e%2e/x", "/webhdfs/"),
         ("/api/v1/streams/./../x", "/api/v1/"),
+        # Jetty and Tomcat drop a segment's ";parameters" before they map a path.
+        ("/webhdfs;/v1/a", "/webhdfs/v1/"),
+        ("/api/v1;jsessionid=1/paths//a/exists", "/api/v1/"),
+        ("/webhdfs/v1;x", "/webhdfs/v1/"),
+        ("/x/..;/webhdfs/v1/a", "/webhdfs/v1/"),
+        ("/;x/api/v1/paths//a", "/api/v1/"),
     ],
 )
 def test_a_path_that_decodes_into_another_route_is_ambiguous(path: str, decoded_route: str) -> None:
@@ -74,10 +85,11 @@ def test_a_path_that_decodes_into_another_route_is_ambiguous(path: str, decoded_
     assert str(caught.value) == decoded_route
 
 
-@given(st.text(alphabet="/.%2efwebhdsv1api", max_size=24))
+@given(st.text(alphabet="/.%2efwebhdsv1api;3B=", max_size=24))
 def test_a_path_resolves_as_a_backend_would_read_it_or_not_at_all(tail: str) -> None:
-    """What an aiohttp backend sees (escapes decoded), and that with its dot segments resolved
-    (as Jetty does), both lead to the route the gateway chose."""
+    """What an aiohttp backend sees (escapes decoded), that with its dot segments resolved,
+    and what Jetty sees (each segment's ``;parameters`` dropped, then decoded and resolved)
+    all lead to the route the gateway chose."""
     r = router("/", "/webhdfs/v1/", "/webhdfs/", "/api/v1/", "/api/v1/streams/")
     path = "/" + tail
     try:
@@ -88,6 +100,9 @@ def test_a_path_resolves_as_a_backend_would_read_it_or_not_at_all(tail: str) -> 
     assert r.resolve(seen) is route
     normal = posixpath.normpath("/" + seen.lstrip("/")) + ("/" if seen.endswith("/") else "")
     assert r.resolve(normal.replace("//", "/")) is route
+    jetty = urllib.parse.unquote(re.sub(r";[^/]*", "", path))
+    jetty = posixpath.normpath("/" + jetty.lstrip("/")) + ("/" if jetty.endswith("/") else "")
+    assert r.resolve(jetty.replace("//", "/")) is route
 
 
 def test_order_of_declaration_does_not_matter() -> None:
@@ -258,21 +273,67 @@ def test_several_origins_any_split_gives_what_one_piece_gives(parts: list[bytes]
     assert replaced(cuts) == replaced([])
 
 
-# -- signed data-node redirects --------------------------------------------------------
+# -- data-node redirects as opaque handles -------------------------------------------------
 
-def test_a_signed_data_step_verifies_only_for_its_user_node_and_time() -> None:
+DN_TARGET = "/webhdfs/v1/a?op=OPEN&offset=3&namenoderpcaddress=nn.internal:8020&delegation=NN-TOKEN"
+
+
+def _sealed(dn: DataNodeRedirects, node: str = "http://dn1.example:9864", target: str = DN_TARGET,
+            client_query: str = "op=OPEN&user.name=knox&doas=bob&offset=3") -> str:
+    return "/webhdfs/v1/a?" + dn.seal(user="knox", effective="bob", method="GET", path="/webhdfs/v1/a",
+                                      client_query=client_query, scheme_node=node, target=target, now=1000)
+
+
+def test_a_data_step_shows_nothing_behind_the_gateway() -> None:
     dn = DataNodeRedirects(b"k" * 32, ["dn*.example:9864"])
-    signed = dn.sign("bob", "http://dn1.example:9864", "/webhdfs/v1/a?op=OPEN&offset=3", now=1000)
-    assert dn.verify("bob", signed, now=1200) == ("http://dn1.example:9864", "/webhdfs/v1/a?op=OPEN&offset=3")
-    assert dn.verify("alice", signed, now=1200) is None
-    assert dn.verify("bob", signed, now=1301) is None  # expired
-    assert dn.verify("bob", signed.replace("offset=3", "offset=0"), now=1200) is None
-    assert dn.verify("bob", signed.replace("dn1", "dn2"), now=1200) is None
-    assert dn.verify("bob", signed + "&authgateway.sig=00", now=1200) is None
-    assert DataNodeRedirects(b"x" * 32, ["dn*.example:9864"]).verify("bob", signed, now=1200) is None
-    other = dn.sign("bob", "http://evil.example:9864", "/webhdfs/v1/a", now=1000)
-    assert dn.verify("bob", other, now=1200) is None  # signed, but no pattern allows it
-    assert dn.is_signed(signed) and not dn.is_signed("/webhdfs/v1/a?op=OPEN")
+    step = _sealed(dn)
+    # Only the client's own words in clear: the operation and its identity parameters.
+    query = step.partition("?")[2]
+    assert [p.partition("=")[0] for p in query.split("&")] == ["op", "user.name", "doas", "authgateway.handle"]
+    assert query.startswith("op=OPEN&user.name=knox&doas=bob&authgateway.handle=")
+    for secret in ("dn1", "9864", "nn.internal", "8020", "NN-TOKEN", "delegation", "offset"):
+        assert secret not in step
+    # Two handles for the same step differ (a fresh nonce each).
+    assert _sealed(dn) != step
+
+
+def test_a_data_step_opens_only_for_its_users_method_path_op_node_and_time() -> None:
+    dn = DataNodeRedirects(b"k" * 32, ["dn*.example:9864"])
+    step = _sealed(dn)
+
+    def open_(raw: str = step, *, user: str = "knox", effective: str = "bob", method: str = "GET",
+              now: float = 1200) -> tuple[str, str] | None:
+        return dn.open(raw, user=user, effective=effective, method=method, now=now)
+
+    assert open_() == ("http://dn1.example:9864", DN_TARGET)
+    assert open_(step.replace("user.name=knox&doas=bob&", "")) is not None  # a cookie carries who it is
+    assert open_(user="bob", effective="bob") is None
+    assert open_(user="knox", effective="carol") is None
+    assert open_(method="PUT") is None and open_(method="DELETE") is None and open_(method="POST") is None
+    assert open_(step.replace("op=OPEN", "op=DELETE")) is None
+    assert open_(step.replace("op=OPEN&", "")) is not None  # the op is sealed; the clear one is a courtesy
+    assert open_(step.replace("/webhdfs/v1/a?", "/webhdfs/v1/b?")) is None
+    assert open_(step + "&offset=0") is None  # nothing may be added to the sealed query
+    assert open_(step + "&authgateway.handle=x") is None
+    assert open_(now=1301) is None  # expired
+    assert DataNodeRedirects(b"x" * 32, ["dn*.example:9864"]).open(
+        step, user="knox", effective="bob", method="GET", now=1200) is None  # another key
+    handle = step.rpartition("=")[2]
+    flipped = handle[:-5] + ("A" if handle[-5] != "A" else "B") + handle[-4:]
+    assert open_(step.replace(handle, flipped)) is None  # tampered
+    other = _sealed(dn, node="http://evil.example:9864")
+    assert open_(other) is None  # sealed, but no pattern allows the node
+
+
+@pytest.mark.parametrize(
+    ("target", "step"),
+    [("/webhdfs/v1/a?authgateway.handle=x", True), ("/webhdfs/v1/a?AuthGateway.Sig=x", True),
+     ("/webhdfs/v1/a?%61uthgateway.dn=x", True), ("/webhdfs/v1/a?op=OPEN", False),
+     ("/webhdfs/v1/a?op=RENAME&destination=/authgateway", False), ("/webhdfs/v1/a%20b?op=OPEN&x=%20", False)],
+)
+def test_what_is_a_data_step(target: str, step: bool) -> None:
+    assert DataNodeRedirects.is_data_step(target) is step
+
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ def test_every_table_covers_every_fault(table: Mapping[Fault, object]) -> None:
         (Fault.PAYLOAD_TOO_LARGE, 413, "GatewayException"),
         (Fault.IO_FAILURE, 500, "IOException"),
         (Fault.OVER_LIMIT, 400, "IOException"),
+        (Fault.QUOTA_EXCEEDED, 429, "QuotaExceededException"),
         (Fault.BACKEND_UNAVAILABLE, 502, "BackendUnavailableException"),
         (Fault.UNAVAILABLE, 503, "ServiceUnavailableException"),
         (Fault.BACKEND_TIMEOUT, 504, "BackendTimeoutException"),
@@ -96,7 +97,7 @@ def test_webhdfs(fault: Fault, status: int, java_class: str) -> None:
 @pytest.mark.parametrize(
     ("fault", "status", "code"),
     [
-        (Fault.BAD_REQUEST, 500, "INVALID_ARGUMENT"),
+        (Fault.BAD_REQUEST, 400, "INVALID_ARGUMENT"),
         (Fault.UNAUTHENTICATED, 401, "UNAUTHENTICATED"),
         (Fault.ACCESS_DENIED, 500, "PERMISSION_DENIED"),
         (Fault.NOT_FOUND, 500, "NOT_FOUND"),
@@ -105,7 +106,7 @@ def test_webhdfs(fault: Fault, status: int, java_class: str) -> None:
         (Fault.PARENT_NOT_DIRECTORY, 500, "INVALID_ARGUMENT"),
         (Fault.NOT_EMPTY, 500, "FAILED_PRECONDITION"),
         (Fault.IO_FAILURE, 500, "INTERNAL"),
-        (Fault.OVER_LIMIT, 500, "INVALID_ARGUMENT"),
+        (Fault.OVER_LIMIT, 400, "INVALID_ARGUMENT"),
         (Fault.PAYLOAD_TOO_LARGE, 413, "RESOURCE_EXHAUSTED"),
         (Fault.EXPECTATION_FAILED, 417, "INVALID_ARGUMENT"),
         (Fault.BACKEND_UNAVAILABLE, 502, "UNAVAILABLE"),

@@ -44,6 +44,7 @@ from ..store import (
     parse_target,
 )
 from . import Face
+from ._listing import send_listing
 from ._transfer import send_file
 
 __all__ = ("FACE", "PREFIX", "handle")
@@ -52,6 +53,7 @@ PREFIX = "/api/v1/"
 _PATHS = PREFIX + "paths/"
 _STREAMS = PREFIX + "streams/"
 _MAX_OPTIONS = 64 * 1024
+_MAX_CONTAINERS = 64
 _BITS = {
     "NONE": 0, "EXECUTE": 1, "WRITE": 2, "WRITE_EXECUTE": 3,
     "READ": 4, "READ_EXECUTE": 5, "READ_WRITE": 6, "ALL": 7,
@@ -66,8 +68,104 @@ def _ok() -> web.Response:
     return json_response(None)
 
 
-async def _options(request: web.Request) -> dict[str, Any]:
-    """The JSON options object of the body; ``{}`` without one."""
+class Options:
+    """An options body, its shape checked once, whole, before any action reads it.
+
+    :meth:`parse` refuses (:class:`BadRequestError`, ``INVALID_ARGUMENT``)
+    anything but a JSON object of at most :data:`_MAX_OPTIONS` bytes and
+    :data:`_MAX_CONTAINERS` objects and arrays (so no nesting can reach
+    the decoder's recursion limit), and any option an action reads whose
+    value has the wrong type or is out of range.  Options no action reads
+    are ignored, as Alluxio ignores those its version does not know.  The
+    accessors then only read.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Options:
+        if not raw.strip():
+            return cls({})
+        # A [ or { inside a string counts too: no option holds such a string.
+        if raw.count(b"[") + raw.count(b"{") > _MAX_CONTAINERS:
+            raise BadRequestError(f"Options must hold at most {_MAX_CONTAINERS} objects and arrays")
+        try:
+            values = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequestError("Options must be a JSON object") from None
+        if not isinstance(values, dict):
+            raise BadRequestError("Options must be a JSON object")
+        for key, kind in _SHAPE.items():
+            value = values.get(key)
+            if value is not None and not _has_type(value, kind):
+                raise BadRequestError(f"Invalid option [{key}]: {_shown(value)} is not {_KIND_NAMES[kind]}")
+        for key in ("owner", "group"):
+            value = values.get(key)
+            if value and (any(c in value for c in "/:") or not value.isprintable() or " " in value):
+                raise BadRequestError(f"Invalid option [{key}]: {_shown(value)} is not a valid name")
+        block_size = values.get("blockSizeBytes")
+        if block_size is not None and not (block_size == -1 or block_size > 0):
+            raise BadRequestError(f"Invalid option [blockSizeBytes]: {block_size} is not -1 or positive")
+        mode = values.get("mode")
+        if mode is not None:
+            for key in _MODE_KEYS:
+                bits = mode.get(key, "NONE")
+                if not isinstance(bits, str) or bits not in _BITS:
+                    raise BadRequestError(f"Invalid option [mode.{key}]: {_shown(bits)}")
+        return cls(values)
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._values.get(name)
+        return default if value is None else bool(value)
+
+    def block_size(self) -> int:
+        """``blockSizeBytes``: -1 (the default) or a positive size."""
+        value = self._values.get("blockSizeBytes")
+        return -1 if value is None else int(value)
+
+    def name(self, key: str) -> str | None:
+        """``owner`` or ``group``; ``None`` when absent or empty."""
+        return self._values.get(key) or None
+
+    def mode(self) -> int | None:
+        """``mode`` as ``{"ownerBits", "groupBits", "otherBits"}`` (Alluxio's ``Mode``); ``None`` when absent."""
+        mode = self._values.get("mode")
+        if mode is None:
+            return None
+        perm = 0
+        for key in _MODE_KEYS:
+            perm = perm << 3 | _BITS[mode.get(key, "NONE")]
+        return perm
+
+
+# The options the actions read and the JSON type each must have.
+_SHAPE: dict[str, type] = {
+    "recursive": bool,
+    "allowExists": bool,
+    "blockSizeBytes": int,
+    "mode": dict,
+    "owner": str,
+    "group": str,
+}
+_KIND_NAMES = {bool: "true or false", int: "an integer", dict: "an object", str: "a string"}
+_MODE_KEYS = ("ownerBits", "groupBits", "otherBits")
+
+
+def _has_type(value: object, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _shown(value: object) -> str:
+    """A bad value for a message: its JSON, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+async def _options(request: web.Request) -> Options:
+    """The options of the body, checked (:meth:`Options.parse`); none without a body."""
     if request.content_length is not None and request.content_length > _MAX_OPTIONS:
         raise BadRequestError("Options too large")
     pieces: list[bytes] = []
@@ -77,48 +175,7 @@ async def _options(request: web.Request) -> dict[str, Any]:
         size += len(chunk)
         if size > _MAX_OPTIONS:
             raise BadRequestError("Options too large")
-    raw = b"".join(pieces)
-    if not raw.strip():
-        return {}
-    try:
-        options = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestError("Options must be a JSON object") from None
-    if not isinstance(options, dict):
-        raise BadRequestError("Options must be a JSON object")
-    return options
-
-
-def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
-    value = options.get(name, default)
-    if not isinstance(value, bool):
-        raise BadRequestError(f"Invalid option [{name}]: {value!r} is not true or false")
-    return value
-
-
-def _mode(options: dict[str, Any]) -> int | None:
-    """``mode`` as ``{"ownerBits", "groupBits", "otherBits"}`` (Alluxio's ``Mode``); ``None`` when absent."""
-    mode = options.get("mode")
-    if mode is None:
-        return None
-    if not isinstance(mode, dict):
-        raise BadRequestError(f"Invalid option [mode]: {mode!r}")
-    perm = 0
-    for key in ("ownerBits", "groupBits", "otherBits"):
-        bits = _BITS.get(mode.get(key, "NONE"))
-        if bits is None:
-            raise BadRequestError(f"Invalid option [mode.{key}]: {mode.get(key)!r}")
-        perm = perm << 3 | bits
-    return perm
-
-
-def _name(options: dict[str, Any], key: str) -> str | None:
-    value = options.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or any(c in value for c in "/:") or not value.isprintable() or " " in value:
-        raise BadRequestError(f"Invalid option [{key}]: {value!r} is not a valid name")
-    return value
+    return Options.parse(b"".join(pieces))
 
 
 def _file_info(inode: Inode) -> dict[str, object]:
@@ -163,14 +220,14 @@ async def _require_parent(store: Store, principal: Principal, parts: Parts, recu
 # -- paths ------------------------------------------------------------------
 
 
-_PathAction = Callable[[web.Request, Store, Principal, Parts, dict[str, Any]], Awaitable[web.StreamResponse]]
+_PathAction = Callable[[web.Request, Store, Principal, Parts, Options], Awaitable[web.StreamResponse]]
 
 
 async def _create_directory(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
-    recursive, allow_exists = _flag(options, "recursive", False), _flag(options, "allowExists", False)
-    perm = _mode(options)
+    recursive, allow_exists = options.flag("recursive", False), options.flag("allowExists", False)
+    perm = options.mode()
     try:
         existing = await store.status(principal, parts)
     except NotFoundError:
@@ -183,13 +240,9 @@ async def _create_directory(
 
 
 async def _create_file(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
-    recursive = _flag(options, "recursive", False)
-    block_size = options.get("blockSizeBytes", -1)
-    if not isinstance(block_size, int) or isinstance(block_size, bool) or not (block_size == -1 or block_size > 0):
-        raise BadRequestError(f"Invalid option [blockSizeBytes]: {block_size!r}")
-    perm = _mode(options)
+    recursive, block_size, perm = options.flag("recursive", False), options.block_size(), options.mode()
     await _require_parent(store, principal, parts, recursive)
     stream_id = await store.open_write_stream(
         principal, parts, overwrite=False, perm=perm, replication=DEFAULT_REPLICATION, block_size=block_size
@@ -198,14 +251,14 @@ async def _create_file(
 
 
 async def _delete(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
-    await store.delete(principal, parts, _flag(options, "recursive", False))
+    await store.delete(principal, parts, options.flag("recursive", False))
     return _ok()
 
 
 async def _exists(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
     try:
         await store.status(principal, parts)
@@ -215,32 +268,32 @@ async def _exists(
 
 
 async def _free(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
     await store.status(principal, parts)
     return _ok()
 
 
 async def _get_status(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
     return _json(_file_info(await store.status(principal, parts)))
 
 
 async def _list_status(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
-    return _json([_file_info(inode) for inode in await store.list(principal, parts)])
+    return await send_listing(request, store.list_pages(principal, parts), _file_info)
 
 
 async def _open_file(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
     return _json(await store.open_read_stream(principal, parts))
 
 
 async def _rename(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
     dst_text = request.query.get("dst")
     if not dst_text:
@@ -254,11 +307,11 @@ async def _rename(
 
 
 async def _set_attribute(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
-    if _flag(options, "recursive", False):
+    if options.flag("recursive", False):
         raise BadRequestError("Invalid option [recursive]: a recursive set-attribute is not supported")
-    owner, group, perm = _name(options, "owner"), _name(options, "group"), _mode(options)
+    owner, group, perm = options.name("owner"), options.name("group"), options.mode()
     if owner is not None or group is not None:
         await store.set_owner(principal, parts, owner, group)
     if perm is not None:
@@ -269,7 +322,7 @@ async def _set_attribute(
 
 
 async def _unsupported(
-    request: web.Request, store: Store, principal: Principal, parts: Parts, options: dict[str, Any]
+    request: web.Request, store: Store, principal: Principal, parts: Parts, options: Options
 ) -> web.StreamResponse:
     raise MethodNotAllowedError("mount and unmount are not supported: the embedded backend serves one file system")
 

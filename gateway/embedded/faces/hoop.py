@@ -31,6 +31,7 @@ from ..store import (
     parse_target,
 )
 from . import Face
+from ._listing import send_listing
 from ._params import Op, Params
 from ._transfer import send_file
 from ._urls import base_url, path_url
@@ -137,12 +138,12 @@ async def _delete(call: _Call) -> web.StreamResponse:
 async def _list(call: _Call) -> web.StreamResponse:
     text = call.params.get("filter")
     try:
-        pattern = compile_glob(text) if text else None
+        glob = compile_glob(text) if text else None
     except GlobError as exc:
         raise BadRequestError(f"Invalid value for parameter [filter]: {exc}") from None
-    entries = await call.store.list(call.principal, call.parts, pattern)
     base = base_url(call.request)
-    return _json([_status_json(base, e) for e in entries])
+    pages = call.store.list_pages(call.principal, call.parts, glob)
+    return await send_listing(call.request, pages, lambda inode: _status_json(base, inode))
 
 
 async def _mkdirs(call: _Call) -> web.StreamResponse:

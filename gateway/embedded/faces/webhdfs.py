@@ -44,6 +44,7 @@ from ..store import (
     parse_target,
 )
 from . import Face
+from ._listing import send_listing
 from ._params import Params
 from ._transfer import send_file
 from ._urls import base_url, path_url
@@ -55,7 +56,6 @@ _ROOT = PREFIX.rstrip("/")
 _NOT_FORWARDED = frozenset({"user.name", "doas", "delegation", "data", "noredirect"})
 
 _GET, _PUT, _POST, _DELETE = "GET", "PUT", "POST", "DELETE"
-_BATCH = 1000  # LISTSTATUS_BATCH entries per answer, HDFS's dfs.ls.limit
 
 
 class _Call:
@@ -146,28 +146,28 @@ async def _getfilestatus(call: _Call) -> web.StreamResponse:
 
 
 async def _liststatus(call: _Call) -> web.StreamResponse:
-    entries = await call.store.list(call.principal, call.parts)  # a file lists itself
-    statuses = [
-        _file_status(e, "" if e.parts == call.parts else e.parts[-1]) for e in sorted(entries, key=lambda e: e.parts)
-    ]
-    return _json({"FileStatuses": {"FileStatus": statuses}})
+    """Every entry in name order, streamed a page at a time as the NameNode streams it; a file lists itself."""
+    pages = call.store.list_pages(call.principal, call.parts)
+    return await send_listing(
+        call.request, pages, lambda e: _file_status(e, _suffix(call, e)), b'{"FileStatuses": {"FileStatus": [', b"]}}"
+    )
 
 
 async def _liststatus_batch(call: _Call) -> web.StreamResponse:
-    """A directory listing in name order, ``_BATCH`` entries after ``startAfter`` at a time."""
-    after = call.params.get("startAfter") or ""
-    entries = await call.store.list(call.principal, call.parts)
-    if after:
-        key = after.encode("utf-8", "surrogateescape")
-        entries = [e for e in entries if e.parts != call.parts and e.parts[-1].encode("utf-8") > key]
-    batch = entries[:_BATCH]
-    statuses = [_file_status(e, "" if e.parts == call.parts else e.parts[-1]) for e in batch]
+    """``ls_limit`` entries after ``startAfter`` in name order, and how many follow (HDFS's DirectoryListing)."""
+    page = await call.store.list_batch(call.principal, call.parts, call.params.get("startAfter") or "")
+    statuses = [_file_status(e, _suffix(call, e)) for e in page.entries]
     return _json({
         "DirectoryListing": {
             "partialListing": {"FileStatuses": {"FileStatus": statuses}},
-            "remainingEntries": len(entries) - len(batch),
+            "remainingEntries": page.remaining,
         }
     })
+
+
+def _suffix(call: _Call, inode: Inode) -> str:
+    """An entry's ``pathSuffix``: its name, or empty for a file listing itself."""
+    return "" if inode.parts == call.parts else inode.parts[-1]
 
 
 async def _getcontentsummary(call: _Call) -> web.StreamResponse:

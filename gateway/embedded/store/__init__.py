@@ -19,8 +19,9 @@ from ._errors import (
     NotFoundError,
     ParentNotDirectoryError,
     PathTooLongError,
+    QuotaExceededError,
 )
-from ._glob import GlobError, compile_glob
+from ._glob import Glob, GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
 from ._paths import (
     MAX_PATH_DEPTH,
@@ -33,7 +34,7 @@ from ._paths import (
     parse_target,
 )
 from ._perm import Principal, format_permission, parse_groups, parse_permission
-from ._store import SMALL_READ, STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Reader, Store
+from ._store import SMALL_READ, STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Page, Reader, Store
 from ._streams import StreamKind
 
 __all__ = (
@@ -51,6 +52,7 @@ __all__ = (
     "ContentSummary",
     "FileChecksum",
     "FsError",
+    "Glob",
     "GlobError",
     "IOFailureError",
     "Inode",
@@ -59,6 +61,8 @@ __all__ = (
     "NotEmptyError",
     "NotFoundError",
     "ParentNotDirectoryError",
+    "QuotaExceededError",
+    "Page",
     "Parts",
     "PathTooLongError",
     "Principal",

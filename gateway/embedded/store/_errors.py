@@ -25,6 +25,7 @@ __all__ = (
     "NotFoundError",
     "ParentNotDirectoryError",
     "PathTooLongError",
+    "QuotaExceededError",
 )
 
 
@@ -80,3 +81,9 @@ class IOFailureError(FsError):
     """The host file system failed (disk full, I/O error): a server fault."""
 
     fault = Fault.IO_FAILURE
+
+
+class QuotaExceededError(FsError):
+    """A per-user limit is reached (open write streams); closing something frees it."""
+
+    fault = Fault.QUOTA_EXCEEDED

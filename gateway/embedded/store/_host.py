@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
 import os
 import stat
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def is_missing(exc: OSError) -> bool:
 
 def _visible(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
+
+
+def _is_utf8(name: str) -> bool:
+    """False for a name that is not valid UTF-8 on the host (it decoded with surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 FD_WINDOW = 32
@@ -261,19 +271,52 @@ class HostTree:
         with self.parent(parts) as (dfd, name):
             os.mkdir(name, HOST_DIR_MODE, dir_fd=dfd)
 
-    def list_dir(self, parts: Parts) -> list[tuple[str, os.stat_result]]:
-        """The visible entries of directory ``parts`` whose names are valid UTF-8."""
-        entries = []
-        with self.open_dir(parts) as dfd:
-            for name in os.listdir(dfd):
-                try:
-                    name.encode("utf-8")
-                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                except (UnicodeEncodeError, FileNotFoundError):
+    def next_names(
+        self, parts: Parts, after: str, count: int, accept: Callable[[str], bool] | None, hidden: str | None
+    ) -> tuple[list[str], int]:
+        """The first ``count`` visible names after ``after`` in directory ``parts``, and how many follow them.
+
+        Names are in HDFS's order (their UTF-8 bytes; for valid names, code
+        point order, which is Python's ``str`` order); only names ``accept``
+        takes (all when ``None``) and never ``hidden``.  One pass over the
+        directory holding at most ``count`` names, so any directory is read
+        in memory bounded by ``count``; the cost is the pass, made again for
+        each batch, as the NameNode's ``getListing(startAfter)`` is.
+        """
+        matched = 0
+
+        def candidates(entries: Iterator[os.DirEntry[str]]) -> Iterator[str]:
+            nonlocal matched
+            for entry in entries:
+                name = entry.name
+                if name <= after or name == hidden or not (name.isascii() or _is_utf8(name)):
                     continue
+                # d_type says it, with no system call, on the file systems that fill it in.
+                if not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
+                    continue
+                if accept is not None and not accept(name):
+                    continue
+                matched += 1
+                yield name
+
+        with self.open_dir(parts) as dfd, os.scandir(dfd) as entries:
+            names = heapq.nsmallest(count, candidates(entries))
+        return names, matched - len(names)
+
+    def stat_names(self, parts: Parts, names: list[str]) -> list[tuple[str, os.stat_result]]:
+        """``(name, stat)`` of each of ``names`` in directory ``parts`` still there and visible, in order."""
+        found = []
+        with self.open_dir(parts) as dfd:
+            for name in names:
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except OSError as exc:
+                    if is_missing(exc):
+                        continue  # removed since it was listed
+                    raise
                 if _visible(st):
-                    entries.append((name, st))
-        return entries
+                    found.append((name, st))
+        return found
 
     def is_empty_dir(self, parts: Parts) -> bool:
         with self.open_dir(parts) as dfd, os.scandir(dfd) as entries:

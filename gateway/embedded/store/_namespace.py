@@ -250,19 +250,16 @@ class Namespace:
                 f"parent={parent.path}"
             )
 
-    def list_children(self, principal: Principal, directory: Inode) -> list[Inode]:
-        """The entries of ``directory`` in name order (READ_EXECUTE needed)."""
-        self.require(principal, directory, FsAction.READ | FsAction.EXECUTE)
-        try:
-            entries = self.host.list_dir(directory.parts)
-        except OSError as exc:
-            if is_missing(exc):
-                raise not_found(directory.path) from exc
-            raise host_failure(exc, directory.path) from exc
-        if not directory.parts:
-            entries = [(n, st) for n, st in entries if n != RESERVED_NAME]
-        entries.sort(key=lambda e: e[0].encode("utf-8"))
-        paths = [hdfs_path((*directory.parts, name)) for name, _ in entries]
+    def listable(self, principal: Principal, parts: Parts) -> Inode:
+        """The inode at ``parts``, which the principal may list: READ_EXECUTE on a directory, as HDFS asks."""
+        target = self.existing(principal, parts)
+        if target.is_dir:
+            self.require(principal, target, FsAction.READ | FsAction.EXECUTE)
+        return target
+
+    def entries_at(self, directory: Inode, found: list[tuple[str, os.stat_result]]) -> list[Inode]:
+        """Inodes for host entries ``found`` in ``directory``, with their metadata (or the defaults)."""
+        paths = [hdfs_path((*directory.parts, name)) for name, _ in found]
         rows = self.store.get_many(paths)
         return [
             self._inode(
@@ -270,8 +267,15 @@ class Namespace:
                 st,
                 rows.get(path) or self._default_meta(stat.S_ISDIR(st.st_mode), directory.meta),
             )
-            for (name, st), path in zip(entries, paths)
+            for (name, st), path in zip(found, paths)
         ]
+
+    @staticmethod
+    def listing_failure(exc: OSError, directory: Inode) -> FsError:
+        """What a host failure while listing ``directory`` means: gone, or a host fault."""
+        if is_missing(exc):
+            return not_found(directory.path)
+        return host_failure(exc, directory.path)
 
     # -- directories ------------------------------------------------------------------
 

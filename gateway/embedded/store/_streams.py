@@ -72,31 +72,51 @@ class StreamTable:
     def close(self) -> None:
         self._db.close()
 
-    def add(
+    def add_read(self, owner: str, path: str, *, expires_ms: int) -> int:
+        """Record a new read stream under a fresh random id; return the id."""
+        stream_id = self._insert(
+            f"INSERT INTO stream ({_COLUMNS}) VALUES (?, ?, ?, ?, NULL, 0, 0, NULL, 0, 0, ?)",
+            (owner, StreamKind.READ.value, path, expires_ms),
+        )
+        assert stream_id is not None  # an unconditional insert always adds
+        return stream_id
+
+    def add_write(
         self,
         owner: str,
-        kind: StreamKind,
         path: str,
         *,
         expires_ms: int,
-        temp: str | None = None,
-        overwrite: bool = False,
-        perm: int | None = None,
-        replication: int = 0,
-        blocksize: int = 0,
-    ) -> int:
-        """Record a new stream under a fresh random id; return the id."""
+        temp: str,
+        overwrite: bool,
+        perm: int | None,
+        replication: int,
+        blocksize: int,
+        most: int,
+        now_ms: int,
+    ) -> int | None:
+        """Record a new write stream and return its id, unless ``owner`` already has ``most`` unexpired ones: ``None``.
+
+        The count and the insert are one statement, so processes racing
+        cannot pass the limit together.
+        """
+        kind = StreamKind.WRITE.value
+        return self._insert(
+            f"INSERT INTO stream ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? WHERE "
+            "(SELECT COUNT(*) FROM stream WHERE owner = ? AND kind = ? AND expires_ms > ?) < ?",
+            (owner, kind, path, temp, int(overwrite), perm, replication, blocksize, expires_ms, owner, kind, now_ms,
+             most),
+        )
+
+    def _insert(self, statement: str, values: tuple[object, ...]) -> int | None:
+        """Run ``statement`` with a fresh random id before ``values``; the id, or ``None`` if it added nothing."""
         while True:
             stream_id = 1 + secrets.randbelow(_MAX_ID)
             try:
-                self._db.execute(
-                    f"INSERT INTO stream ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                    (stream_id, owner, kind.value, path, temp, int(overwrite), perm, replication, blocksize,
-                     expires_ms),
-                )
-                return stream_id
+                added = self._db.execute(statement, (stream_id, *values)).rowcount
             except sqlite3.IntegrityError:
                 continue  # that id is taken: draw again
+            return stream_id if added == 1 else None
 
     def get(self, stream_id: int) -> StreamRecord | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM stream WHERE id = ?", (stream_id,)).fetchone()
