@@ -376,3 +376,18 @@ async def test_a_staged_chain_that_cannot_be_placed_is_made_again(
     assert len(staged) == 2
     assert (await status(backend, bottom, "hdfs"))["owner"] == "hdfs"
     assert os.listdir(scratch(backend, "tmp")) == []
+
+
+async def test_listings_and_summaries_of_a_deep_tree_never_stall_the_event_loop(backend: Backend) -> None:
+    bottom = chain("/user/bob/deep", MAX_PATH_DEPTH)
+    assert (await backend.call("POST", f"{bottom}?op=mkdirs")).status == 200
+    async with loop_stall() as worst:
+        for _ in range(3):
+            assert (await backend.call("PUT", "/user/bob?op=setpermission&permission=755")).status == 200
+            assert (await backend.call("GET", f"{bottom}?op=list")).json() == []
+            reply = await backend.call("GET", f"{W}{bottom}?op=LISTSTATUS_BATCH")
+            assert reply.json()["DirectoryListing"]["remainingEntries"] == 0
+        # The last 50 levels: each of their listings looks up a path of more than 950 names.
+        summary = await backend.call("GET", f"{W}{chain('/user/bob/deep', MAX_PATH_DEPTH - 49)}?op=GETCONTENTSUMMARY")
+        assert summary.json()["ContentSummary"]["directoryCount"] == 50
+    assert worst.busy < 0.05, f"the event loop was held {worst.busy * 1000:.0f} ms"

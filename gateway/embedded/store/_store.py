@@ -476,7 +476,7 @@ class Store:
         holding at most ``ls_limit`` names, whatever its size.
         """
         check_not_reserved(parts)
-        target = self.ns.listable(principal, parts)
+        target = await self._look(parts, lambda n: n.listable(principal, parts))
         if not target.is_dir:
             return Page([target], 0)
         names, remaining = await self._next_names(target, start_after, self.ls_limit, None)
@@ -501,7 +501,7 @@ class Store:
         check_not_reserved(parts)
         after = ""
         while True:
-            target = self.ns.listable(principal, parts)
+            target = await self._look(parts, lambda n: n.listable(principal, parts))
             if not target.is_dir:
                 if not after:  # a file lists itself; a directory replaced by one meanwhile ends here
                     matched = glob is None or glob.matches(target.parts[-1] if target.parts else "")
