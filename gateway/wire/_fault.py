@@ -21,6 +21,7 @@ class Fault(enum.Enum):
     EXPECTATION_FAILED = enum.auto()
     PAYLOAD_TOO_LARGE = enum.auto()
     IO_FAILURE = enum.auto()
+    OVER_LIMIT = enum.auto()  # a request over a limit HDFS refuses with a plain IOException (path length)
     BACKEND_UNAVAILABLE = enum.auto()  # the gateway could not get an answer from its backend
     UNAVAILABLE = enum.auto()  # the gateway itself cannot serve now (full, shutting down)
     BACKEND_TIMEOUT = enum.auto()

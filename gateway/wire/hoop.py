@@ -31,6 +31,7 @@ TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
     Fault.EXPECTATION_FAILED: (417, "GatewayException"),
     Fault.PAYLOAD_TOO_LARGE: (413, "GatewayException"),
     Fault.IO_FAILURE: (500, "IOException"),
+    Fault.OVER_LIMIT: (400, "IOException"),  # HttpFS: 500, but the client is at fault
     Fault.BACKEND_UNAVAILABLE: (502, "BackendUnavailableException"),
     Fault.UNAVAILABLE: (503, "ServiceUnavailableException"),
     Fault.BACKEND_TIMEOUT: (504, "BackendTimeoutException"),

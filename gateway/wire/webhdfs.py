@@ -28,6 +28,7 @@ TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
     Fault.EXPECTATION_FAILED: (417, "java.lang.IllegalArgumentException"),
     Fault.PAYLOAD_TOO_LARGE: (413, "java.io.IOException"),
     Fault.IO_FAILURE: (403, "java.io.IOException"),
+    Fault.OVER_LIMIT: (403, "java.io.IOException"),
     Fault.BACKEND_UNAVAILABLE: (502, "java.io.IOException"),
     Fault.UNAVAILABLE: (503, "org.apache.hadoop.ipc.RetriableException"),
     Fault.BACKEND_TIMEOUT: (504, "java.net.SocketTimeoutException"),

@@ -1,14 +1,18 @@
-"""The host tree never follows a symbolic link, in or out of the root."""
+"""The host tree never follows a symbolic link, in or out of the root, and walks any depth."""
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.embedded.store._host import HostTree, is_missing
+from gateway.embedded.store._host import FD_WINDOW, HostTree, is_missing, remove_tree_at
+from tests.trees import make_deep_chain
 
 
 @pytest.fixture
@@ -114,7 +118,7 @@ def test_remove_tree_does_not_follow_links(layout: tuple[HostTree, Path, Path]) 
 def test_subdirectories_do_not_follow_links(layout: tuple[HostTree, Path, Path]) -> None:
     tree, root, _outside = layout
     (root / "dir" / "sub" / "deeper").mkdir(parents=True)
-    assert sorted(tree.subdirectories(())) == [("dir",), ("dir", "sub"), ("dir", "sub", "deeper")]
+    assert sorted(tree.subdirectories(())) == ["dir", "dir/sub", "dir/sub/deeper"]
 
 
 def test_link_refuses_to_replace(layout: tuple[HostTree, Path, Path]) -> None:
@@ -123,3 +127,59 @@ def test_link_refuses_to_replace(layout: tuple[HostTree, Path, Path]) -> None:
     with pytest.raises(FileExistsError):
         tree.link(("new",), ("dir", "file"))
     assert (root / "dir" / "file").read_bytes() == b"inside"
+
+
+@pytest.fixture
+def few_descriptors() -> Iterator[None]:
+    """Allow this process only FD_WINDOW + 16 descriptors more than it has open now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + FD_WINDOW + 16, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("few_descriptors")
+def test_walks_of_a_tree_deeper_than_the_stack_hold_few_descriptors(tmp_path: Path) -> None:
+    depth = 3 * sys.getrecursionlimit()
+    make_deep_chain(tmp_path / "top", depth)
+    (tmp_path / "top" / "side").mkdir()
+    tree = HostTree(tmp_path)
+    try:
+        found = tree.subdirectories(("top",))
+        assert len(found) == depth + 1 and "side" in found and max(found, key=len) == "/".join(["d"] * depth)
+        in_use = len(os.listdir("/proc/self/fd"))
+        tree.remove_tree(("top",))
+        assert os.listdir(tmp_path) == [] and len(os.listdir("/proc/self/fd")) == in_use
+    finally:
+        tree.close()
+
+
+@pytest.mark.usefixtures("few_descriptors")
+def test_remove_tree_at_removes_a_deep_tree_and_leaves_what_links_point_at(tmp_path: Path) -> None:
+    make_deep_chain(tmp_path / "top", 2 * FD_WINDOW + 5)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "keep").write_bytes(b"keep")
+    bottom = tmp_path.joinpath("top", *["d"] * (2 * FD_WINDOW + 5))
+    (bottom / "out").symlink_to(tmp_path / "outside")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        remove_tree_at(fd, "top")
+        remove_tree_at(fd, "top")  # gone already: nothing to do
+    finally:
+        os.close(fd)
+    assert os.listdir(tmp_path) == ["outside"] and (tmp_path / "outside" / "keep").read_bytes() == b"keep"
+
+
+def test_make_chain_reports_what_it_made_before_a_failure(tmp_path: Path) -> None:
+    tree = HostTree(tmp_path)
+    try:
+        stats, failure = tree.make_chain((), ("a", "b", "n" * 300, "c"))
+        assert len(stats) == 2 and isinstance(failure, OSError) and failure.errno == errno.ENAMETOOLONG
+        assert (tmp_path / "a" / "b").is_dir() and os.listdir(tmp_path / "a" / "b") == []
+        stats, failure = tree.make_chain(("a",), ("b",))
+        assert stats == [] and isinstance(failure, FileExistsError)
+    finally:
+        tree.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded.store._meta import InodeMeta, MetaStore
+from gateway.embedded.store._meta import InodeMeta, MetaStore, _subtree_clause
 
 
 def meta(owner: str) -> InodeMeta:
@@ -31,8 +31,30 @@ def owners(store: MetaStore) -> dict[str, str]:
 
 
 def test_drop_subtree_spares_siblings_with_the_same_prefix(store: MetaStore) -> None:
+    store.put_many([("/a.", meta("dot")), ("/a0", meta("zero")), ("/a/\U0001f600", meta("astral"))])
     store.drop_subtree("/a")
     assert sorted(owners(store)) == ["/", "/a%", "/a_", "/ab", "/x"]
+    assert sorted(store.get_many(["/a.", "/a0", "/a/\U0001f600"])) == ["/a.", "/a0"]
+
+
+def test_a_subtree_is_a_range_of_the_key_not_a_scan(store: MetaStore) -> None:
+    clause, args = _subtree_clause("/a")
+    plans = [row[-1] for row in store._db.execute(f"EXPLAIN QUERY PLAN DELETE FROM inode WHERE {clause}", args)]
+    assert not any(plan.startswith("SCAN") for plan in plans), plans
+
+
+def test_record_new_forgets_what_was_below_and_only_that(store: MetaStore) -> None:
+    owners(store)
+    store.record_new([("/a/b", meta("new")), ("/a/b/n", meta("n"))])
+    assert owners(store) == {"/": "/", "/a": "/a", "/a/b": "new", "/ab": "/ab", "/a%": "/a%", "/a_": "/a_", "/x": "/x"}
+    assert store.get("/a/b/n") == meta("n")
+
+
+def test_the_cache_holds_a_bounded_number_of_characters(store: MetaStore) -> None:
+    deep = ["/" + "/".join(["n" * 199] * (i % 40 + 1)) for i in range(4000)]  # up to 8000 characters each
+    for start in range(0, len(deep), 100):
+        store.get_many(deep[start : start + 100])
+        assert store._cache_chars == sum(map(len, store._cache)) <= 8 << 20
 
 
 def test_move_subtree(store: MetaStore) -> None:
@@ -93,6 +115,9 @@ def test_a_second_read_of_the_same_paths_asks_only_whether_anything_changed(stor
         (lambda s: s.move_subtree("/a", "/y"), "/y/b", "/a/b"),
         (lambda s: s.replace_subtree("/a", meta("new")), "/a/b", None),
         (lambda s: s.put_many([("/x/b", meta("new"))]), "/x/b", "new"),
+        (lambda s: s.record_new([("/a", meta("new")), ("/a/q", meta("q"))]), "/a/b", None),
+        (lambda s: s.record_new([("/a", meta("new")), ("/a/q", meta("q"))]), "/a", "new"),
+        (lambda s: s.record_new([("/x/b", meta("new")), ("/x/b/c", meta("c"))]), "/x/b/c", "c"),
     ],
 )
 def test_changes_are_seen_by_this_store_and_by_another_connection(

@@ -18,11 +18,21 @@ from ._errors import (
     NotEmptyError,
     NotFoundError,
     ParentNotDirectoryError,
+    PathTooLongError,
     QuotaExceededError,
 )
 from ._glob import Glob, GlobError, compile_glob
 from ._namespace import DEFAULT_BLOCK_SIZE, DEFAULT_REPLICATION, Inode, Namespace
-from ._paths import Parts, check_not_reserved, hdfs_path, parse_hdfs_path, parse_target
+from ._paths import (
+    MAX_PATH_DEPTH,
+    MAX_PATH_LENGTH,
+    Parts,
+    check_not_reserved,
+    check_path_limits,
+    hdfs_path,
+    parse_hdfs_path,
+    parse_target,
+)
 from ._perm import Principal, format_permission, parse_groups, parse_permission
 from ._store import SMALL_READ, STREAM_TTL_MS, Body, ContentSummary, FileChecksum, Page, Reader, Store
 from ._streams import StreamKind
@@ -30,6 +40,8 @@ from ._streams import StreamKind
 __all__ = (
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_REPLICATION",
+    "MAX_PATH_DEPTH",
+    "MAX_PATH_LENGTH",
     "SMALL_READ",
     "STREAM_TTL_MS",
     "AccessDeniedError",
@@ -52,11 +64,13 @@ __all__ = (
     "QuotaExceededError",
     "Page",
     "Parts",
+    "PathTooLongError",
     "Principal",
     "Reader",
     "Store",
     "StreamKind",
     "check_not_reserved",
+    "check_path_limits",
     "compile_glob",
     "format_permission",
     "hdfs_path",

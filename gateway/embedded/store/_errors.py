@@ -24,6 +24,7 @@ __all__ = (
     "NotEmptyError",
     "NotFoundError",
     "ParentNotDirectoryError",
+    "PathTooLongError",
     "QuotaExceededError",
 )
 
@@ -68,6 +69,12 @@ class ParentNotDirectoryError(FsError):
 
 class NotEmptyError(FsError):
     fault = Fault.NOT_EMPTY
+
+
+class PathTooLongError(FsError):
+    """A path over HDFS's limits: an ``IOException`` there, the client's fault."""
+
+    fault = Fault.OVER_LIMIT
 
 
 class IOFailureError(FsError):

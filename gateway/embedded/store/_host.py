@@ -17,16 +17,20 @@ import contextlib
 import errno
 import heapq
 import os
-import shutil
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._paths import Parts
 
-__all__ = ("HostTree", "is_missing")
+__all__ = ("FD_WINDOW", "HostTree", "is_missing", "remove_tree_at")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# To look a directory up and step into it (no read permission needed; a link
+# or anything else than a directory is ENOTDIR).
+_PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Host-level modes of what we create: only the service account reads the
 # data directly; HDFS permissions are enforced by the backend itself.
 HOST_FILE_MODE = 0o600
@@ -49,6 +53,136 @@ def _is_utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+FD_WINDOW = 32
+"""Descriptors a tree walk keeps open at most, however deep the tree."""
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A directory a walk is in.
+
+    ``fd`` is -1 while closed to keep the walk in its window; ``dev`` and
+    ``ino`` say which directory it must be when opened again; ``rel`` is its
+    path below the walk's top; ``names`` what is still to visit in it.
+    """
+
+    fd: int
+    dev: int
+    ino: int
+    rel: str
+    name: str
+    names: list[str] = field(default_factory=list)
+
+
+class _Walk:
+    """A depth-first walk below an open directory: iterative, at most :data:`FD_WINDOW` descriptors.
+
+    A frame closed to stay in the window is opened again through ``..`` of
+    its child when the walk climbs back to it; it must then be the very
+    directory it was (device and inode), else the walk fails with
+    ``ESTALE``: the tree was moved under it.  The top's descriptor is the
+    caller's and stays open.
+    """
+
+    __slots__ = ("_open", "frames")
+
+    def __init__(self, top: int) -> None:
+        st = os.fstat(top)
+        self.frames = [_Frame(top, st.st_dev, st.st_ino, "", "", os.listdir(top))]
+        self._open: deque[int] = deque()  # indices (above the top) of open frames, ascending
+
+    def enter(self, name: str) -> bool:
+        """Step into the directory ``name`` of the current one; False when it is not one (or is gone)."""
+        parent = self.frames[-1]
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent.fd)
+        except OSError as exc:
+            if is_missing(exc):  # a file, a link, or gone
+                return False
+            raise
+        try:
+            st = os.fstat(fd)
+            names = os.listdir(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        rel = f"{parent.rel}/{name}" if parent.rel else name
+        self.frames.append(_Frame(fd, st.st_dev, st.st_ino, rel, name, names))
+        self._open.append(len(self.frames) - 1)
+        if len(self._open) > FD_WINDOW:
+            oldest = self.frames[self._open.popleft()]
+            os.close(oldest.fd)
+            oldest.fd = -1
+        return True
+
+    def leave(self) -> tuple[int, str]:
+        """Step back out of the current directory: ``(descriptor of its parent, its name)``."""
+        frame = self.frames.pop()
+        self._open.pop()
+        try:
+            parent = self.frames[-1]
+            if parent.fd < 0:
+                fd = os.open("..", _DIR_FLAGS, dir_fd=frame.fd)
+                try:
+                    st = os.fstat(fd)
+                    if (st.st_dev, st.st_ino) != (parent.dev, parent.ino):
+                        raise OSError(errno.ESTALE, "the tree moved during the walk")
+                except BaseException:
+                    os.close(fd)
+                    raise
+                parent.fd = fd
+                self._open.append(len(self.frames) - 1)
+        finally:
+            os.close(frame.fd)
+        return parent.fd, frame.name
+
+    def close(self) -> None:
+        for index in self._open:
+            os.close(self.frames[index].fd)
+        self._open.clear()
+
+
+def remove_tree_at(dfd: int, name: str) -> None:
+    """Remove ``name`` in the directory ``dfd`` and everything below it; links go, never followed.
+
+    Iterative, with at most :data:`FD_WINDOW` descriptors, so no depth can
+    stop it; whatever vanishes meanwhile (another process removing the same
+    tree) is fine.  Raises ``OSError`` when something cannot be removed.
+    """
+    try:
+        top = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        with contextlib.suppress(FileNotFoundError):  # a file or a link: only the name goes
+            os.unlink(name, dir_fd=dfd)
+        return
+    try:
+        walk = _Walk(top)
+        try:
+            while True:
+                frame = walk.frames[-1]
+                if frame.names:
+                    child = frame.names.pop()
+                    if not walk.enter(child):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(child, dir_fd=frame.fd)
+                elif len(walk.frames) > 1:
+                    parent_fd, emptied = walk.leave()
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rmdir(emptied, dir_fd=parent_fd)
+                else:
+                    break
+        finally:
+            walk.close()
+    finally:
+        os.close(top)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(name, dir_fd=dfd)
 
 
 class HostTree:
@@ -85,44 +219,51 @@ class HostTree:
         with self.open_dir(parts[:-1]) as dfd:
             yield dfd, parts[-1]
 
-    def stat_chain(self, parts: Parts) -> list[os.stat_result]:
-        """Stats of the root and of each existing prefix of ``parts``, in order.
+    def stat_chain(self, parts: Parts) -> tuple[int, list[os.stat_result]]:
+        """How many of the root and the prefixes of ``parts`` exist, and the stats of the last two.
 
-        The list stops early at the first name that is missing, a link or a
-        special file, and right after the first regular file.
+        The count stops early at the first name that is missing, a link or a
+        special file, and right after the first regular file.  Each
+        directory is entered from the one before (two system calls, and only
+        the last two are stat'ed), so a deep path costs little more than
+        its names.
         """
-        chain = [os.fstat(self._root_fd)]
-        fd = os.dup(self._root_fd)
+        fds = [os.dup(self._root_fd)]  # the last two directories entered
+        entered = 0
+        file: os.stat_result | None = None
         try:
-            for i, name in enumerate(parts):
+            for name in parts:
                 try:
-                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    child = os.open(name, _PATH_FLAGS, dir_fd=fds[-1])
                 except OSError as exc:
-                    if is_missing(exc):
-                        break
-                    raise
-                if not _visible(st):
+                    if exc.errno == errno.ENOTDIR:  # a file, a link or a special file
+                        try:
+                            st = os.stat(name, dir_fd=fds[-1], follow_symlinks=False)
+                        except OSError as exc2:
+                            if is_missing(exc2):
+                                break
+                            raise
+                        if stat.S_ISREG(st.st_mode):
+                            file = st
+                    elif not is_missing(exc):
+                        raise
                     break
-                chain.append(st)
-                if not stat.S_ISDIR(st.st_mode) or i == len(parts) - 1:
-                    break
-                try:
-                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:  # replaced between the stat and the open
-                    if is_missing(exc):
-                        chain.pop()
-                        break
-                    raise
-                os.close(fd)
-                fd = child
+                fds.append(child)
+                entered += 1
+                if len(fds) > 2:
+                    os.close(fds.pop(0))
+            tail = [os.fstat(fd) for fd in fds]
         finally:
-            os.close(fd)
-        return chain
+            for fd in fds:
+                os.close(fd)
+        if file is None:
+            return 1 + entered, tail
+        return 2 + entered, [tail[-1], file]
 
     def lstat(self, parts: Parts) -> os.stat_result | None:
         """The stat of ``parts`` when it is a visible file or directory, else ``None``."""
-        chain = self.stat_chain(parts)
-        return chain[-1] if len(chain) == len(parts) + 1 else None
+        found, tail = self.stat_chain(parts)
+        return tail[-1] if found == len(parts) + 1 else None
 
     # -- directories ------------------------------------------------------------------
 
@@ -181,26 +322,55 @@ class HostTree:
         with self.open_dir(parts) as dfd, os.scandir(dfd) as entries:
             return next(entries, None) is None
 
-    def subdirectories(self, parts: Parts) -> list[Parts]:
-        """Every directory strictly below ``parts``, relative to it (links not followed)."""
-        found: list[Parts] = []
-        with self.open_dir(parts) as dfd:
-            self._collect_dirs(dfd, (), found)
-        return found
+    def subdirectories(self, parts: Parts) -> list[str]:
+        """Every directory strictly below ``parts``, as paths relative to it (``a/b``), parents first.
 
-    def _collect_dirs(self, dfd: int, rel: Parts, found: list[Parts]) -> None:
-        for name in os.listdir(dfd):
+        Iterative and with :data:`FD_WINDOW` descriptors at most, however
+        deep the tree; links are not followed.
+        """
+        found: list[str] = []
+        with self.open_dir(parts) as dfd:
+            walk = _Walk(dfd)
             try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=dfd)
-            except OSError as exc:
-                if is_missing(exc):  # a file, a link or gone: nothing below
-                    continue
-                raise
-            try:
-                found.append((*rel, name))
-                self._collect_dirs(child, (*rel, name), found)
+                while True:
+                    frame = walk.frames[-1]
+                    if frame.names:
+                        if walk.enter(frame.names.pop()):
+                            found.append(walk.frames[-1].rel)
+                    elif len(walk.frames) > 1:
+                        walk.leave()
+                    else:
+                        return found
             finally:
-                os.close(child)
+                walk.close()
+
+    def make_chain(self, parent: Parts, names: Parts) -> tuple[list[os.stat_result], OSError | None]:
+        """Create ``names`` below the directory ``parent``, each inside the one before.
+
+        Linear in the chain's length: each directory is made and entered from
+        the descriptor of the one before, never looked up from the root
+        again.  Returns the stats of those created, in order, and the error
+        that stopped the chain early (``None`` when it did not); those
+        created stay.
+        """
+        created: list[os.stat_result] = []
+        try:
+            with self.open_dir(parent) as top:
+                fd = os.dup(top)
+        except OSError as exc:
+            return created, exc
+        try:
+            for name in names:
+                os.mkdir(name, HOST_DIR_MODE, dir_fd=fd)
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+                created.append(os.fstat(fd))
+        except OSError as exc:
+            return created, exc
+        finally:
+            os.close(fd)
+        return created, None
 
     # -- files ------------------------------------------------------------------
 
@@ -248,13 +418,9 @@ class HostTree:
             os.rmdir(name, dir_fd=dfd)
 
     def remove_tree(self, parts: Parts) -> None:
-        """Remove ``parts`` and everything below it, never following links."""
+        """Remove ``parts`` and everything below it, never following links (see :func:`remove_tree_at`)."""
         with self.parent(parts) as (dfd, name):
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(name, dir_fd=dfd)
-            else:
-                os.unlink(name, dir_fd=dfd)
+            remove_tree_at(dfd, name)
 
     def set_times(self, parts: Parts, atime_ns: int, mtime_ns: int) -> None:
         if not parts:

@@ -19,13 +19,14 @@ that number moves, and on every change made through this store.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ("InodeMeta", "MetaStore", "open_db")
 
 _CACHE_LIMIT = 8192  # rows kept per process; past it the cache starts again
+_CACHE_CHARS = 8 << 20  # nor more than this many characters of paths (one may have 8000)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inode (
@@ -49,9 +50,14 @@ class InodeMeta:
 
 
 def _subtree_clause(path: str) -> tuple[str, tuple[object, ...]]:
+    """``path`` and every path below it, as a range of the primary key (not a scan of the table).
+
+    Below ``p`` is exactly the range [``p/``, ``p0``): ``0`` follows ``/``
+    in the byte order SQLite compares text in.
+    """
     if path == "/":
         return "1", ()
-    return "(path = ? OR substr(path, 1, ?) = ?)", (path, len(path) + 1, path + "/")
+    return "(path = ? OR (path >= ? AND path < ?))", (path, path + "/", path + "0")
 
 
 def open_db(db_file: Path, schema: str) -> sqlite3.Connection:
@@ -76,6 +82,7 @@ class MetaStore:
         self._version: object = None
         # path -> its row, or None for a path known to have none.
         self._cache: dict[str, InodeMeta | None] = {}
+        self._cache_chars = 0
 
     def close(self) -> None:
         self._db.close()
@@ -96,8 +103,10 @@ class MetaStore:
                 missing.append(path)
         if missing:
             wanted = list(dict.fromkeys(missing))
-            if len(cache) + len(wanted) > _CACHE_LIMIT:
-                cache.clear()
+            chars = sum(map(len, wanted))
+            if len(cache) + len(wanted) > _CACHE_LIMIT or self._cache_chars + chars > _CACHE_CHARS:
+                self._clear()
+            self._cache_chars += chars
             for start in range(0, len(wanted), 500):  # stay below SQLite's variable limit
                 batch = wanted[start : start + 500]
                 marks = ",".join("?" * len(batch))
@@ -113,13 +122,17 @@ class MetaStore:
         """The cache, emptied first if another connection committed since it was filled."""
         version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
         if version != self._version:
-            self._cache.clear()
+            self._clear()
             self._version = version
         return self._cache
 
+    def _clear(self) -> None:
+        self._cache.clear()
+        self._cache_chars = 0
+
     def _changing(self) -> None:
         # This connection's own commits leave data_version alone.
-        self._cache.clear()
+        self._clear()
 
     def put(self, path: str, meta: InodeMeta) -> None:
         self._changing()
@@ -138,6 +151,34 @@ class MetaStore:
         with self._transaction():
             self.drop_subtree(path)
             self.put(path, meta)
+
+    def record_new(self, rows: Sequence[tuple[str, InodeMeta]]) -> None:
+        """Record new inodes, the first above all the others, in one transaction.
+
+        Whatever was recorded at or below the first (left by something
+        removed by hand) is forgotten first.
+        """
+        top = rows[0][0]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            clause, args = _subtree_clause(top)
+            self._db.execute(f"DELETE FROM inode WHERE {clause}", args)
+            self._db.executemany(
+                "INSERT INTO inode (path, owner, grp, perm, replication, blocksize) VALUES (?, ?, ?, ?, ?, ?)",
+                [(path, m.owner, m.group, m.perm, m.replication, m.blocksize) for path, m in rows],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._clear()
+            self._db.execute("ROLLBACK")
+            raise
+        # Only what lies below ``top`` changed: the rest of the cache stays
+        # (a deep mkdirs, in steps, would otherwise read its whole path again).
+        below = top + "/"
+        stale = [path for path in self._cache if path == top or path.startswith(below)]
+        for path in stale:
+            self._cache_chars -= len(path)
+            del self._cache[path]
 
     def drop_subtree(self, path: str) -> None:
         self._changing()

@@ -1,23 +1,29 @@
 """The HDFS namespace: host tree + metadata + permission checks, synchronous.
 
-Every method here is a short, synchronous step run on the event loop thread
-(stat calls, a rename, one SQLite statement).  Moving file contents and
-walking big subtrees happen elsewhere, on the I/O pool; the handlers then
-call back in here to check again and commit.  Each method that changes the
-namespace holds the root's namespace lock (an ``flock``) while it checks and
-commits, so the commit is atomic with respect to every request of every
-process serving the root, not only those of this event loop.
+Every method here is a short, synchronous step (stat calls, a rename, one
+SQLite transaction), linear in the path's length, never in its square.
+Moving file contents and walking big subtrees happen elsewhere, on the I/O
+pool; the handlers then call back in here to check again and commit.
+
+Lookups run on the event loop.  Each method that changes the namespace runs
+inside :meth:`Namespace.locked`, which holds the root's namespace lock (an
+``flock``), so that the commit is atomic with respect to every request of
+every process serving the root, not only those of this event loop; the
+store runs those steps on a thread of their own (one per process, with its
+own ``Namespace`` and database connection), so that neither waiting for a
+step of another process nor the step itself ever holds the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
 import os
 import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -64,27 +70,29 @@ class Inode:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """What exists along a path: the root, then each existing prefix in order."""
+    """What exists along a path: how many of the root and its prefixes exist, in order (``found``),
+    and the last one or two of them (``tail``: all a caller needs, so a deep path costs no more)."""
 
     parts: Parts
-    chain: tuple[Inode, ...]
+    found: int
+    tail: tuple[Inode, ...]
 
     @property
     def target(self) -> Inode | None:
-        return self.chain[-1] if len(self.chain) == len(self.parts) + 1 else None
+        return self.tail[-1] if self.found == len(self.parts) + 1 else None
 
     @property
     def parent(self) -> Inode | None:
         """The target's parent when it exists (and is a directory)."""
-        if len(self.chain) >= len(self.parts) and self.parts:
-            parent = self.chain[len(self.parts) - 1]
+        if self.found >= len(self.parts) and self.parts:
+            parent = self.tail[len(self.parts) - 1 - self.found]
             return parent if parent.is_dir else None
         return None
 
     @property
     def deepest(self) -> Inode:
         """The deepest existing inode along the path (the root at least)."""
-        return self.chain[-1]
+        return self.tail[-1]
 
     @property
     def through_file(self) -> bool:
@@ -97,7 +105,11 @@ def _ms(ns: int) -> int:
 
 
 def _denied(principal: Principal, action: FsAction, inode: Inode) -> AccessDeniedError:
-    return AccessDeniedError(f"Permission denied: user={principal.name}, access={action.label}, inode={inode.path}")
+    return _denied_at(principal, action, inode.path)
+
+
+def _denied_at(principal: Principal, action: FsAction, path: str) -> AccessDeniedError:
+    return AccessDeniedError(f"Permission denied: user={principal.name}, access={action.label}, inode={path}")
 
 
 def not_found(path: str) -> NotFoundError:
@@ -120,21 +132,15 @@ _R = TypeVar("_R")
 
 
 def _exclusive(method: Callable[Concatenate[Namespace, _P], _R]) -> Callable[Concatenate[Namespace, _P], _R]:
-    """Run ``method`` holding the namespace lock (re-entrant: methods call each other)."""
+    """Let ``method`` run only inside :meth:`Namespace.exclusive` (or :meth:`Namespace.locked`)."""
 
     @functools.wraps(method)
-    def locked(self: Namespace, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        if self._held:
-            return method(self, *args, **kwargs)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # held by others only for steps like this one
-        self._held = True
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._held = False
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+    def checked(self: Namespace, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not self._held:
+            raise RuntimeError(f"Namespace.{method.__name__} needs the namespace lock")
+        return method(self, *args, **kwargs)
 
-    return locked
+    return checked
 
 
 class Namespace:
@@ -150,6 +156,19 @@ class Namespace:
 
     def close(self) -> None:
         os.close(self._lock_fd)
+
+    # -- the namespace lock ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the namespace lock, waiting for it on this thread (never the event loop's: see the module)."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # -- metadata ------------------------------------------------------------------
 
@@ -176,21 +195,29 @@ class Namespace:
     def resolve(self, principal: Principal, parts: Parts) -> Resolved:
         """Look ``parts`` up, checking EXECUTE on every existing ancestor directory."""
         try:
-            stats = self.host.stat_chain(parts)
+            found, stats = self.host.stat_chain(parts)
         except OSError as exc:
             raise host_failure(exc, hdfs_path(parts)) from exc
-        paths = [hdfs_path(parts[:i]) for i in range(len(stats))]
+        paths = ["/"]
+        path = ""
+        for name in parts[: found - 1]:  # each prefix from the one before: linear, not quadratic
+            path = f"{path}/{name}"
+            paths.append(path)
         rows = self.store.get_many(paths)
-        chain: list[Inode] = []
+        first_stat = found - len(stats)
+        last_dir = found if stat.S_ISDIR(stats[-1].st_mode) else found - 1  # all before the last are directories
+        tail: list[Inode] = []
+        checked = 0 if principal.is_superuser else min(len(parts), last_dir)  # the ancestors that are directories
         parent: InodeMeta | None = None
-        for i, st in enumerate(stats):
-            meta = rows.get(paths[i]) or self._default_meta(stat.S_ISDIR(st.st_mode), parent)
-            chain.append(self._inode(parts[:i], st, meta))
+        for i, path in enumerate(paths):
+            is_dir = i < last_dir
+            meta = rows.get(path) or self._default_meta(is_dir, parent)
+            if i >= first_stat:
+                tail.append(self._inode(parts[:i], stats[i - first_stat], meta))
+            if i < checked and not has_access(principal, meta.owner, meta.group, meta.perm, FsAction.EXECUTE):
+                raise _denied_at(principal, FsAction.EXECUTE, path)
             parent = meta
-        for inode in chain[: len(parts)]:
-            if inode.is_dir:
-                self.require(principal, inode, FsAction.EXECUTE)
-        return Resolved(parts, tuple(chain))
+        return Resolved(parts, found, tuple(tail))
 
     def existing(self, principal: Principal, parts: Parts) -> Inode:
         """The inode at ``parts`` or 404."""
@@ -252,45 +279,119 @@ class Namespace:
 
     # -- directories ------------------------------------------------------------------
 
-    def make_dirs(self, principal: Principal, parts: Parts, perm: int) -> None:
-        """``mkdirs``: create ``parts`` and missing parents (WRITE on the deepest existing one)."""
+    def make_dirs(self, principal: Principal, parts: Parts, perm: int, at_most: int) -> int | None:
+        """``mkdirs``: create ``parts`` and missing parents (WRITE on the deepest existing one).
+
+        Done here (``None``) when at most ``at_most`` directories are
+        missing.  Otherwise nothing is created and the number of names of
+        ``parts`` that exist is returned: the caller makes the rest aside,
+        without the lock (:meth:`stage_chain`), and moves it into place in
+        one short step (:meth:`place_chain`), so that however deep the path
+        no step holds the lock long, and the whole chain appears at once.
+        """
+        resolved = self._mkdirs_checks(principal, parts)
+        if resolved is None:
+            return None
+        existing = len(resolved.deepest.parts)
+        if len(parts) - existing > at_most:
+            return existing
+        self._create_missing(principal, resolved, len(parts), perm)
+        return None
+
+    def _mkdirs_checks(self, principal: Principal, parts: Parts) -> Resolved | None:
+        """What ``mkdirs`` checks; ``None`` when the directory is there already."""
         resolved = self.resolve(principal, parts)
         target = resolved.target
         if target is not None:
             if not target.is_dir:
                 raise AlreadyExistsError(f"Path is not a directory: {target.path}")
-            return
+            return None
         if resolved.through_file:
             raise ParentNotDirectoryError(f"Parent path is not a directory: {resolved.deepest.path}")
         self.require(principal, resolved.deepest, FsAction.WRITE)
-        self._create_missing(principal, resolved, len(parts), perm)
+        return resolved
+
+    def stage_chain(self, parts: Parts, existing: int) -> Parts | None:
+        """Make the missing directories of ``parts`` (below its first ``existing`` names) aside,
+        in the scratch directory, for :meth:`place_chain`; return where their top is.
+
+        Needs no lock: nobody else sees the scratch directory.  Linear in
+        the number made (see :meth:`HostTree.make_chain`).  ``None`` when
+        what was made vanished meanwhile (a worker starting clears the
+        scratch directory): the caller starts again.
+        """
+        top: Parts = (*TMP_DIR, uuid.uuid4().hex)
+        stats, failure = self.host.make_chain(TMP_DIR, (top[-1], *parts[existing + 1 :]))
+        if failure is None:
+            return top
+        with contextlib.suppress(OSError):  # or it goes at the next start
+            self.discard(top)
+        if is_missing(failure):
+            return None
+        raise host_failure(failure, hdfs_path(parts[: existing + len(stats) + 1]))
+
+    def place_chain(self, principal: Principal, parts: Parts, existing: int, staged: Parts, perm: int) -> bool:
+        """Check ``mkdirs`` again and move the chain :meth:`stage_chain` made into place.
+
+        False, with nothing done, when the path changed meanwhile (the caller
+        starts again); True when it is done, or was done by someone else
+        meanwhile (the staged chain is then the caller's to discard).
+        """
+        resolved = self._mkdirs_checks(principal, parts)
+        if resolved is None:
+            return True
+        if len(resolved.deepest.parts) != existing:
+            return False
+        try:
+            self.host.rename(staged, parts[: existing + 1])
+        except OSError as exc:
+            if is_missing(exc) or exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                return False
+            raise host_failure(exc, hdfs_path(parts[: existing + 1])) from exc
+        self._record_chain(principal, resolved.deepest, parts[existing:], perm)
+        return True
+
+    def _record_chain(self, principal: Principal, parent: Inode, names: Parts, perm: int) -> list[InodeMeta]:
+        """Record directories just made, ``names`` below ``parent`` each in the one before.
+
+        The last gets ``perm``; implicit parents get the default with ``u+wx``
+        so their creator can go on creating below them (as HDFS does).  All
+        take their group from ``parent``.  One transaction.
+        """
+        implicit = self.default_perm(True) | 0o300
+        last = len(names) - 1
+        rows: list[tuple[str, InodeMeta]] = []
+        path = parent.path if parent.parts else ""
+        for i, name in enumerate(names):
+            path = f"{path}/{name}"
+            rows.append((path, self.new_dir_meta(principal.name, parent, perm if i == last else implicit)))
+        self.store.record_new(rows)
+        return [meta for _path, meta in rows]
 
     def _create_missing(self, principal: Principal, resolved: Resolved, upto: int, perm: int) -> Inode:
         """Create the missing directories of ``resolved.parts[:upto]``; return the last one.
 
-        The last gets ``perm``; implicit parents get the default with ``u+wx``
-        so their creator can go on creating below them (as HDFS does).
+        They are recorded as :meth:`_record_chain` says, even those created
+        before a failure: their creator owns them.  Linear in the number
+        created: each is made from the descriptor of the one before.
         """
         parent = resolved.deepest
-        implicit = self.default_perm(True) | 0o300
-        for depth in range(len(parent.parts) + 1, upto + 1):
-            parts = resolved.parts[:depth]
-            mode = perm if depth == upto else implicit
-            try:
-                self.host.mkdir(parts)
-            except FileExistsError:
-                raise AlreadyExistsError(f"Path already exists: {hdfs_path(parts)}") from None
-            except OSError as exc:
-                if is_missing(exc):
-                    raise not_found(hdfs_path(parts[:-1])) from exc
-                raise host_failure(exc, hdfs_path(parts)) from exc
-            meta = self.new_dir_meta(principal.name, parent, mode)
-            self.store.replace_subtree(hdfs_path(parts), meta)
-            st = self.host.lstat(parts)
-            if st is None:
-                raise not_found(hdfs_path(parts))
-            parent = self._inode(parts, st, meta)
-        return parent
+        start = len(parent.parts)
+        names = resolved.parts[start:upto]
+        if not names:
+            return parent
+        stats, failure = self.host.make_chain(parent.parts, names)
+        if failure is not None:
+            perm = self.default_perm(True) | 0o300  # the last one wanted was not made
+        metas = self._record_chain(principal, parent, names[: len(stats)], perm) if stats else []
+        if failure is not None:
+            failed = hdfs_path(resolved.parts[: start + len(stats) + 1])
+            if isinstance(failure, FileExistsError):
+                raise AlreadyExistsError(f"Path already exists: {failed}") from None
+            if is_missing(failure):
+                raise not_found(failed.rpartition("/")[0] or "/") from failure
+            raise host_failure(failure, failed) from failure
+        return self._inode(resolved.parts[:upto], stats[-1], metas[-1])
 
     def ensure_home(self, user: str, parts: Parts, *, inclusive: bool) -> None:
         """Create ``/user`` and ``/user/<user>`` when a user first writes below its home.
@@ -302,10 +403,10 @@ class Namespace:
         """
         if len(parts) < (2 if inclusive else 3) or parts[0] != USER_DIR[0] or parts[1] != user:
             return
-        system = self.groups.principal(self.groups.superuser)
+        system = Principal(self.groups.superuser, frozenset(), True)  # no group lookup on the namespace thread
         self.ensure_dir(system, USER_DIR, DEFAULT_DIR_PERM)
         resolved = self.resolve(system, parts[:2])
-        if resolved.target is None and not resolved.through_file and len(resolved.chain) == 2:
+        if resolved.target is None and not resolved.through_file and resolved.found == 2:
             home_owner = Principal(user, frozenset(), False)
             self._create_missing(home_owner, resolved, 2, self.default_perm(True))
 
@@ -341,13 +442,20 @@ class Namespace:
 
     def commit_create(
         self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
-        block_size: int,
-    ) -> None:
-        """Move a complete upload into place, atomically; the temp is gone afterwards."""
+        block_size: int, make_parents: int,
+    ) -> bool:
+        """Move a complete upload into place, atomically; the temp is gone afterwards.
+
+        Missing parents are made here when there are at most
+        ``make_parents`` of them; else nothing is done and the answer is
+        False (the caller makes them as ``mkdirs`` does, and comes back).
+        """
         resolved = self.check_create(principal, parts, overwrite)
-        parent = resolved.parent or self._create_missing(
-            principal, resolved, len(parts) - 1, self.default_perm(True) | 0o300
-        )
+        parent = resolved.parent
+        if parent is None:
+            if len(parts) - 1 - len(resolved.deepest.parts) > make_parents:
+                return False
+            parent = self._create_missing(principal, resolved, len(parts) - 1, self.default_perm(True) | 0o300)
         path = hdfs_path(parts)
         try:
             if overwrite:
@@ -363,6 +471,7 @@ class Namespace:
             raise host_failure(exc, path) from exc
         meta = InodeMeta(principal.name, parent.meta.group, perm, replication, block_size)
         self.store.replace_subtree(path, meta)
+        return True
 
     def discard(self, parts: Parts) -> None:
         """Remove a temporary file or trash entry; a missing one is fine."""
@@ -454,13 +563,14 @@ class Namespace:
             raise NotEmptyError(f"Directory is not empty: {target.path}")
         return target, not principal.is_superuser
 
-    def check_subtree(self, principal: Principal, top: Inode, below: list[Parts]) -> None:
+    def check_subtree(self, principal: Principal, top: Inode, below: list[str]) -> None:
         """HDFS recursive delete: ALL access on the directory and every directory below.
 
-        ``below`` lists directories relative to ``top``.
+        ``below`` lists directories by their paths relative to ``top`` (``a/b``).
         """
         self.require(principal, top, FsAction.ALL)
-        paths = [hdfs_path((*top.parts, *rel)) for rel in below]
+        prefix = top.path if top.parts else ""
+        paths = [f"{prefix}/{rel}" for rel in below]
         rows = self.store.get_many(paths)
         for path in paths:
             # Nobody recorded it: the superuser's 755, ALL for superusers only.
@@ -470,7 +580,7 @@ class Namespace:
             if not has_access(principal, meta.owner, meta.group, meta.perm, FsAction.ALL):
                 raise AccessDeniedError(f"Permission denied: user={principal.name}, access=ALL, inode={path}")
 
-    def delete(self, principal: Principal, parts: Parts, recursive: bool, below: list[Parts] | None) -> Parts | None:
+    def delete(self, principal: Principal, parts: Parts, recursive: bool, below: list[str] | None) -> Parts | None:
         """Check ``delete`` again and take ``parts`` out of the namespace; the trash entry to remove later.
 
         ``below`` is the subtree's directories, walked beforehand when
@@ -566,6 +676,7 @@ class Namespace:
 # still reaches their permission checks.
 for _name in (
     "make_dirs",
+    "place_chain",
     "ensure_home",
     "ensure_dir",
     "commit_create",

@@ -13,9 +13,20 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
-from ._errors import AccessDeniedError, BadRequestError
+from ._errors import AccessDeniedError, BadRequestError, PathTooLongError
 
-__all__ = ("RESERVED_NAME", "Parts", "check_not_reserved", "hdfs_path", "join", "parse_hdfs_path", "parse_target")
+__all__ = (
+    "MAX_PATH_DEPTH",
+    "MAX_PATH_LENGTH",
+    "RESERVED_NAME",
+    "Parts",
+    "check_not_reserved",
+    "check_path_limits",
+    "hdfs_path",
+    "join",
+    "parse_hdfs_path",
+    "parse_target",
+)
 
 Parts = tuple[str, ...]
 
@@ -58,6 +69,29 @@ def hdfs_path(parts: Parts) -> str:
 
 def join(parts: Parts, name: str) -> Parts:
     return (*parts, name)
+
+
+# HDFS's limits on a path it creates (HdfsServerConstants, checked by the
+# NameNode's create, mkdirs and rename): characters of the path's text, as
+# Java counts them (UTF-16 code units), and names in it.
+MAX_PATH_LENGTH = 8000
+MAX_PATH_DEPTH = 1000
+
+
+def check_path_limits(op: str, parts: Parts) -> None:
+    """Refuse, as the NameNode does, to create a path deeper or longer than HDFS allows."""
+    if len(parts) <= MAX_PATH_DEPTH:
+        length = len(parts) + sum(map(len, parts))  # the text, "/" before each name
+        if length <= MAX_PATH_LENGTH // 2 or length + _astral(parts) <= MAX_PATH_LENGTH:
+            return
+    raise PathTooLongError(
+        f"{op}: Pathname too long.  Limit {MAX_PATH_LENGTH} characters, {MAX_PATH_DEPTH} levels."
+    )
+
+
+def _astral(parts: Parts) -> int:
+    """How many characters of ``parts`` Java counts twice (outside the Basic Multilingual Plane)."""
+    return sum(1 for name in parts if not name.isascii() for c in name if ord(c) > 0xFFFF)
 
 
 def check_not_reserved(parts: Parts) -> None:

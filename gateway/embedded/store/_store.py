@@ -18,20 +18,21 @@ import fcntl
 import hashlib
 import logging
 import os
-import shutil
+import stat
 import struct
 import time
+import uuid
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ...config import EmbeddedConfig
 from ._errors import BadRequestError, NotFoundError, QuotaExceededError
 from ._glob import Glob
-from ._host import HostTree, is_missing
+from ._host import HostTree, is_missing, remove_tree_at
 from ._io import CHUNK_SIZE, FileSink, FileSource, finish, finish_future
 from ._meta import InodeMeta, MetaStore
 from ._namespace import (
@@ -42,7 +43,7 @@ from ._namespace import (
     Namespace,
     host_failure,
 )
-from ._paths import RESERVED_NAME, Parts, check_not_reserved, hdfs_path, parse_hdfs_path
+from ._paths import RESERVED_NAME, Parts, check_not_reserved, check_path_limits, hdfs_path, parse_hdfs_path
 from ...groups import GroupSource
 from ._perm import DEFAULT_DIR_PERM, FsAction, GroupMap, Principal, parse_groups
 from ._streams import StreamKind, StreamRecord, StreamTable
@@ -51,7 +52,16 @@ __all__ = ("Body", "ContentSummary", "FileChecksum", "Page", "Reader", "Store")
 
 logger = logging.getLogger("gateway.embedded")
 
+_T = TypeVar("_T")
+
 _IO_THREADS = 4
+# Directories mkdirs creates in place, holding the namespace lock; a longer
+# chain is made aside first (see Namespace.make_dirs).
+_MKDIRS_IN_PLACE = 32
+_MKDIRS_TRIES = 3  # times a staged chain is made again when the path changed meanwhile
+# A lookup costs two system calls and a metadata row a name: one of a path
+# with more names than this runs on the lookup thread, not on the event loop.
+_LOOKUP_ON_LOOP = 64
 STREAM_TTL_MS = 10 * 60 * 1000  # an open stream unused this long expires
 STREAM_SWEEP_S = 60.0  # how often the app's lifetime removes expired streams
 # How many ls_limit batches of names one pass over a directory keeps (see
@@ -102,6 +112,47 @@ def _remove_unless_in_use(path: str) -> None:
             os.unlink(path)
     finally:
         os.close(fd)
+
+
+def _clear_scratch(state: Path, name: str, live: set[str] | None) -> None:
+    """Empty the scratch directory ``name`` of the state directory of what a crash left.
+
+    ``live`` names the temporary files of open write streams (kept), or is
+    ``None`` for the trash.  Nothing here stops a start: something in the way
+    of the directory itself is moved aside, and an entry that cannot be
+    removed (however deep, however damaged) is logged and left for the next
+    start.  Another process may be removing the same entries meanwhile.
+    """
+    scratch = state / name
+    if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
+        aside = state / f"{name}.damaged-{uuid.uuid4().hex}"
+        logger.error("%s is not a directory; moved aside to %s", scratch, aside)
+        os.rename(scratch, aside)
+    scratch.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for entry in os.listdir(fd):  # of interrupted uploads and deletes
+            if live is not None and entry in live:
+                continue
+            try:
+                if live is not None and not stat.S_ISDIR(os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode):
+                    _remove_unless_in_use(str(scratch / entry))
+                else:
+                    remove_tree_at(fd, entry)
+            except FileNotFoundError:
+                pass  # removed meanwhile (by another process)
+            except OSError as exc:
+                logger.error("could not remove %s from %s (%s); it stays until a later start", entry, scratch, exc)
+    finally:
+        os.close(fd)
+
+
+def _close_on(thread: ThreadPoolExecutor, ns: Namespace | None) -> None:
+    """Close ``ns``, whose database connection belongs to ``thread``, then the thread."""
+    if ns is not None:
+        thread.submit(ns.store.close).result()
+        ns.close()
+    thread.shutdown(wait=True)
 
 
 class Body(Protocol):
@@ -228,7 +279,11 @@ class Store:
         if config.max_write_streams <= 0:
             raise ValueError(f"embedded.max_write_streams = {config.max_write_streams}: must be a positive number")
         self.max_write_streams = config.max_write_streams
-        self._ns: Namespace | None = None
+        self._ns: Namespace | None = None  # lookups, on the event loop
+        self._writer: Namespace | None = None  # changes, on the namespace thread (see _commit)
+        self._writing: ThreadPoolExecutor | None = None
+        self._looker: Namespace | None = None  # lookups of long paths, on the lookup thread (see _look)
+        self._looking: ThreadPoolExecutor | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._streams: StreamTable | None = None
         self.stream_ttl_ms = STREAM_TTL_MS
@@ -283,46 +338,61 @@ class Store:
             streams.remove(record.id)
         live = streams.temps()  # write streams still open: their bytes stay
         for name in (TMP_DIR[-1], TRASH_DIR[-1]):
-            scratch = state / name
-            if scratch.is_symlink() or (scratch.exists() and not scratch.is_dir()):
-                raise RuntimeError(f"{scratch} must be a directory")
-            scratch.mkdir(mode=0o700, exist_ok=True)
-            with os.scandir(scratch) as entries:
-                leftovers = list(entries)  # of interrupted uploads and deletes
-            for entry in leftovers:
-                if name == TMP_DIR[-1] and entry.name in live:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)  # another process may be removing it too
-                elif name == TMP_DIR[-1]:
-                    _remove_unless_in_use(entry.path)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-        host = HostTree(self.root)
+            _clear_scratch(state, name, live if name == TMP_DIR[-1] else None)
+        with contextlib.ExitStack() as undo:
+            host = HostTree(self.root)
+            undo.callback(host.close)
+            ns = self._namespace(host, state)
+            undo.callback(ns.close)
+            undo.callback(ns.store.close)
+            writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-ns")
+            undo.callback(writing.shutdown)
+            # The writer's database connection is made, used and closed on its thread.
+            writer = writing.submit(self._open_writer, host, state).result()
+            undo.callback(lambda: writing.submit(writer.store.close).result())
+            undo.callback(writer.close)
+            looking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-lookup")
+            undo.callback(looking.shutdown)
+            looker = looking.submit(self._namespace, host, state).result()
+            self._ns, self._writer, self._writing = ns, writer, writing
+            self._looker, self._looking = looker, looking
+            self._pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="embedded-io")
+            undo.pop_all()
+
+    def _namespace(self, host: HostTree, state: Path) -> Namespace:
+        store = MetaStore(state / "meta.sqlite3")
         try:
-            store = MetaStore(state / "meta.sqlite3")
+            return Namespace(host, store, self.groups, umask=self.umask, lock_file=state / "namespace.lock")
         except BaseException:
-            host.close()
-            raise
-        ns = Namespace(host, store, self.groups, umask=self.umask, lock_file=state / "namespace.lock")
-        try:
-            if store.get("/") is None:
-                store.put("/", InodeMeta(self.groups.superuser, self.groups.supergroup, DEFAULT_DIR_PERM, 0, 0))
-            system = self.groups.principal(self.groups.superuser)
-            ns.ensure_dir(system, ("user",), DEFAULT_DIR_PERM)
-        except BaseException:
-            ns.close()
             store.close()
-            host.close()
             raise
-        self._ns = ns
-        self._pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="embedded-io")
+
+    def _open_writer(self, host: HostTree, state: Path) -> Namespace:
+        """The namespace that changes things, on its thread; ``/`` and ``/user`` made if missing."""
+        writer = self._namespace(host, state)
+        try:
+            with writer.locked():
+                if writer.store.get("/") is None:
+                    root = InodeMeta(self.groups.superuser, self.groups.supergroup, DEFAULT_DIR_PERM, 0, 0)
+                    writer.store.put("/", root)
+                system = Principal(self.groups.superuser, frozenset(), True)
+                writer.ensure_dir(system, ("user",), DEFAULT_DIR_PERM)
+        except BaseException:
+            writer.close()
+            writer.store.close()
+            raise
+        return writer
 
     def stop(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._looking is not None:
+            _close_on(self._looking, self._looker)
+            self._looking, self._looker = None, None
+        if self._writing is not None:
+            _close_on(self._writing, self._writer)
+            self._writing, self._writer = None, None
         if self._ns is not None:
             self._ns.store.close()
             self._ns.host.close()
@@ -331,6 +401,34 @@ class Store:
         if self._streams is not None:
             self._streams.close()
             self._streams = None
+
+    async def _look(self, parts: Parts, step: Callable[[Namespace], _T]) -> _T:
+        """Run ``step``, lookups that hold nothing open, here for a short path and on the
+        lookup thread (its own namespace and connection) for a long one, which costs more."""
+        if len(parts) <= _LOOKUP_ON_LOOP:
+            return step(self.ns)
+        if self._looking is None or self._looker is None:
+            raise RuntimeError("the embedded backend is not started")
+        looker = self._looker
+        return await asyncio.get_running_loop().run_in_executor(self._looking, step, looker)
+
+    async def _commit(self, step: Callable[[Namespace], _T]) -> _T:
+        """Run ``step`` (a change) on the namespace thread, holding the namespace lock.
+
+        One step at a time in this process (one thread) and across processes
+        (the lock); the event loop only waits for the result, serving other
+        requests meanwhile.  A cancelled caller still lets the step finish:
+        it is atomic.
+        """
+        if self._writing is None or self._writer is None:
+            raise RuntimeError("the embedded backend is not started")
+        writer = self._writer
+
+        def locked() -> _T:
+            with writer.locked():
+                return step(writer)
+
+        return await finish(self._writing, locked)
 
     @contextlib.asynccontextmanager
     async def append_lock(self, path: str) -> AsyncIterator[None]:
@@ -369,7 +467,7 @@ class Store:
 
     async def status(self, principal: Principal, parts: Parts) -> Inode:
         check_not_reserved(parts)
-        return self.ns.existing(principal, parts)
+        return await self._look(parts, lambda n: n.existing(principal, parts))
 
     async def list_batch(self, principal: Principal, parts: Parts, start_after: str) -> Page:
         """The first ``ls_limit`` entries after ``start_after`` in name order (HDFS's ``getListing``).
@@ -378,7 +476,7 @@ class Store:
         holding at most ``ls_limit`` names, whatever its size.
         """
         check_not_reserved(parts)
-        target = self.ns.listable(principal, parts)
+        target = await self._look(parts, lambda n: n.listable(principal, parts))
         if not target.is_dir:
             return Page([target], 0)
         names, remaining = await self._next_names(target, start_after, self.ls_limit, None)
@@ -403,7 +501,7 @@ class Store:
         check_not_reserved(parts)
         after = ""
         while True:
-            target = self.ns.listable(principal, parts)
+            target = await self._look(parts, lambda n: n.listable(principal, parts))
             if not target.is_dir:
                 if not after:  # a file lists itself; a directory replaced by one meanwhile ends here
                     matched = glob is None or glob.matches(target.parts[-1] if target.parts else "")
@@ -452,7 +550,7 @@ class Store:
         vanishes meanwhile is skipped.
         """
         check_not_reserved(parts)
-        top = self.ns.existing(principal, parts)
+        top = await self._look(parts, lambda n: n.existing(principal, parts))
         if not top.is_dir:
             return ContentSummary(0, 1, top.length, top.length * top.meta.replication)
         directories = files = length = space = 0
@@ -588,10 +686,11 @@ class Store:
         -1 the default.  Nothing is visible until the whole body is in.
         """
         check_not_reserved(parts)
+        check_path_limits("create", parts)
         ns = self.ns
         perm = ns.default_perm(False) if perm is None else perm
-        ns.ensure_home(principal.name, parts, inclusive=False)
-        ns.check_create(principal, parts, overwrite)  # refuse before taking the body
+        await self._commit(lambda w: w.ensure_home(principal.name, parts, inclusive=False))
+        await self._look(parts, lambda n: n.check_create(principal, parts, overwrite))  # refuse before the body
         try:
             temp, fd = ns.new_temp()
         except OSError as exc:
@@ -603,14 +702,8 @@ class Store:
             await self._receive(body, expected, sink)
             await self.run(sink.sync)
             await finish(self.pool, sink.close)
-            ns.commit_create(
-                principal,
-                parts,
-                temp,
-                overwrite=overwrite,
-                perm=perm,
-                replication=replication,
-                block_size=DEFAULT_BLOCK_SIZE if block_size == -1 else block_size,
+            await self._commit_create(
+                principal, parts, temp, overwrite=overwrite, perm=perm, replication=replication, block_size=block_size
             )
             committed = True
         finally:
@@ -700,7 +793,7 @@ class Store:
                     await finish(self.pool, sink.truncate_back)
                 await finish(self.pool, sink.close)
             for inode in inodes:
-                trash = ns.unlink_to_trash(inode.parts)
+                trash = await self._commit(lambda w: w.unlink_to_trash(inode.parts))
                 if trash is not None:
                     try:
                         await finish(self.pool, lambda: ns.discard(trash))
@@ -709,14 +802,67 @@ class Store:
 
     async def mkdirs(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
-        self.ns.ensure_home(principal.name, parts, inclusive=True)
-        self.ns.make_dirs(principal, parts, self.ns.default_perm(True) if perm is None else perm)
+        check_path_limits("mkdirs", parts)
+        mode = self.ns.default_perm(True) if perm is None else perm
+        await self._make_dirs(principal, parts, mode, home=True)
+
+    async def _make_dirs(self, principal: Principal, parts: Parts, mode: int, *, home: bool = False) -> None:
+        """``mkdirs`` (and the user's home first when ``home``): short chains in one locked step,
+        longer ones made aside on the pool and placed in one (see :meth:`Namespace.make_dirs`)."""
+        ns = self.ns
+
+        def first(w: Namespace) -> int | None:
+            if home:
+                w.ensure_home(principal.name, parts, inclusive=True)
+            return w.make_dirs(principal, parts, mode, _MKDIRS_IN_PLACE)
+
+        existing = await self._commit(first)
+        tries = 1
+        while existing is not None:
+            staged: Parts | None = await self.run(ns.stage_chain, parts, existing)
+            if staged is not None and await self._place(principal, parts, existing, staged, mode):
+                return
+            tries += 1
+            at_most = _MKDIRS_IN_PLACE if tries <= _MKDIRS_TRIES else len(parts)  # at last: in place
+            existing = await self._commit(lambda w: w.make_dirs(principal, parts, mode, at_most))
+
+    async def _place(self, principal: Principal, parts: Parts, existing: int, staged: Parts, mode: int) -> bool:
+        """Move a staged chain into place (see :meth:`Namespace.place_chain`); discard it if it is not."""
+        try:
+            return await self._commit(lambda w: w.place_chain(principal, parts, existing, staged, mode))
+        finally:
+            try:
+                await finish(self.pool, lambda: self.ns.discard(staged))  # gone once placed
+            except OSError:
+                logger.warning("could not remove a staged mkdirs of %s; it goes at the next start", hdfs_path(parts))
+
+    async def _commit_create(
+        self, principal: Principal, parts: Parts, temp: Parts, *, overwrite: bool, perm: int, replication: int,
+        block_size: int,
+    ) -> None:
+        """Move a complete upload into place (see :meth:`Namespace.commit_create`), its missing
+        parents made first as ``mkdirs`` makes them when there are many."""
+
+        def commit(w: Namespace, make_parents: int) -> bool:
+            return w.commit_create(
+                principal, parts, temp, overwrite=overwrite, perm=perm, replication=replication,
+                block_size=DEFAULT_BLOCK_SIZE if block_size == -1 else block_size, make_parents=make_parents,
+            )
+
+        if not await self._commit(lambda w: commit(w, _MKDIRS_IN_PLACE)):
+            await self._make_dirs(principal, parts[:-1], self.ns.default_perm(True) | 0o300)
+            await self._commit(lambda w: commit(w, len(parts)))
 
     async def rename(self, principal: Principal, src: Parts, dst: Parts) -> bool:
         check_not_reserved(src)
         check_not_reserved(dst)
-        self.ns.ensure_home(principal.name, dst, inclusive=False)
-        return self.ns.rename(principal, src, dst)
+        check_path_limits("rename", dst)
+
+        def step(w: Namespace) -> bool:
+            w.ensure_home(principal.name, dst, inclusive=False)
+            return w.rename(principal, src, dst)
+
+        return await self._commit(step)
 
     async def delete(self, principal: Principal, parts: Parts, recursive: bool) -> bool:
         check_not_reserved(parts)
@@ -724,14 +870,15 @@ class Store:
         if not parts:
             ns.existing(principal, parts)
             return False  # HDFS never deletes the root
-        target, walk = ns.check_delete(principal, parts, recursive)
-        below: list[Parts] | None = None
+        target, walk = await self._look(parts, lambda n: n.check_delete(principal, parts, recursive))
+        below: list[str] | None = None
         if walk:  # the subtree's walk may be long: on the pool, before the locked step
             try:
                 below = await self.run(ns.host.subdirectories, parts)
             except OSError as exc:
                 raise NotFoundError(f"File does not exist: {target.path}") from exc
-        trash = ns.delete(principal, parts, recursive, below)  # checks again: it may have changed meanwhile
+        # Checks again: it may have changed meanwhile.
+        trash = await self._commit(lambda w: w.delete(principal, parts, recursive, below))
         if trash is not None:
             try:
                 await finish(self.pool, lambda: ns.discard(trash))
@@ -743,19 +890,19 @@ class Store:
 
     async def set_owner(self, principal: Principal, parts: Parts, owner: str | None, group: str | None) -> None:
         check_not_reserved(parts)
-        self.ns.set_owner(principal, parts, owner, group)
+        await self._commit(lambda w: w.set_owner(principal, parts, owner, group))
 
     async def set_permission(self, principal: Principal, parts: Parts, perm: int | None) -> None:
         check_not_reserved(parts)
-        self.ns.set_permission(principal, parts, perm)
+        await self._commit(lambda w: w.set_permission(principal, parts, perm))
 
     async def set_times(self, principal: Principal, parts: Parts, mtime_ms: int, atime_ms: int) -> None:
         check_not_reserved(parts)
-        self.ns.set_times(principal, parts, mtime_ms, atime_ms)
+        await self._commit(lambda w: w.set_times(principal, parts, mtime_ms, atime_ms))
 
     async def set_replication(self, principal: Principal, parts: Parts, replication: int) -> bool:
         check_not_reserved(parts)
-        return self.ns.set_replication(principal, parts, replication)
+        return await self._commit(lambda w: w.set_replication(principal, parts, replication))
 
     # -- streams ------------------------------------------------------------------
 
@@ -788,9 +935,10 @@ class Store:
     ) -> int:
         """Open a stream that writes a new file, visible only once the stream is closed; return its id."""
         check_not_reserved(parts)
+        check_path_limits("create", parts)
         self.expire_streams()
-        self.ns.ensure_home(principal.name, parts, inclusive=False)
-        self.ns.check_create(principal, parts, overwrite)
+        await self._commit(lambda w: w.ensure_home(principal.name, parts, inclusive=False))
+        await self._look(parts, lambda n: n.check_create(principal, parts, overwrite))
         try:
             temp, fd = self.ns.new_temp()
         except OSError as exc:
@@ -864,14 +1012,14 @@ class Store:
                     raise NotFoundError(f"Stream {stream_id} does not exist")  # closed elsewhere meanwhile
                 committed = False
                 try:
-                    self.ns.commit_create(
+                    await self._commit_create(
                         principal,
                         parse_hdfs_path(record.path),
                         temp,
                         overwrite=record.overwrite,
                         perm=self.ns.default_perm(False) if record.perm is None else record.perm,
                         replication=record.replication,
-                        block_size=DEFAULT_BLOCK_SIZE if record.blocksize == -1 else record.blocksize,
+                        block_size=record.blocksize,
                     )
                     committed = True
                 finally:
