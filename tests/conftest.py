@@ -225,17 +225,6 @@ class _Watched:
 
 _WATCHED: list[_Watched] = []
 _GUARD_MARKER = "stalls_loop"
-# Tests whose stalls on main are known and being fixed elsewhere: the guard reports them at the end of the run
-# instead of failing the test (whose own assertions still run).  Take a line out when its cause is fixed.
-KNOWN_STALLS: dict[str, str] = {
-    "tests/e2e/test_workers.py::test_namespace_changes_wait_for_the_roots_namespace_lock":
-        "issue 16 item 13: the namespace lock is a blocking flock on the event loop (~1 s here)",
-    "tests/e2e/test_limits.py::test_stalled_uploads_hold_little_memory":
-        "not a numbered issue 16 item: 300 uploads arriving at once hold a worker's loop 50-340 ms now and then, "
-        "mostly off the CPU (4 of 62 ms on it): blocked in system calls on the loop (file creation or the "
-        "namespace flock, item 13's class)",
-}
-_KNOWN_SEEN: list[str] = []
 _CALL_FAILED = pytest.StashKey[bool]()
 # Seconds the guard lets a gateway log a stall its last answer came right before: a few of its timer's periods.
 _SETTLE = LOOP_STALL_WATCH
@@ -296,10 +285,6 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def _judge(item: pytest.Item, stalls: list[str]) -> None:
     if not stalls or item.get_closest_marker(_GUARD_MARKER) is not None:
         return
-    known = KNOWN_STALLS.get(item.nodeid)
-    if known is not None:
-        _KNOWN_SEEN.append(f"{item.nodeid} ({known}):\n    " + "\n    ".join(stalls))
-        return
     item.stash[_CALL_FAILED] = True
     pytest.fail(_guard_failure(stalls), pytrace=False)
 
@@ -312,14 +297,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not item.stash.get(_CALL_FAILED, False):
         _judge(item, stalls)
     return result
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say which known stalls the guard saw and let pass (KNOWN_STALLS)."""
-    if _KNOWN_SEEN:
-        terminalreporter.section("loop-latency guard: known stalls, not failed")
-        for line in _KNOWN_SEEN:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture
