@@ -19,16 +19,17 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from authplugins import AuthScheme, scheme_class
-from gateway.authfilter import IDENTITY, AuthFilter
+from gateway.authfilter import IDENTITY, REFUSAL, AuthFilter, Refusal
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing, LiveKeys
+from gateway.csrf import CsrfGuard
 from gateway.dialects import DIALECTS, DataNodeRedirects
 from gateway.failover import Backend, BackendSet
 from gateway.forwarded import CLIENT, TrustedProxies
 from gateway.groups import GroupSource, group_source
 from gateway.keys import KeysWatcher
 from gateway.identity import IdentitySigner
-from gateway.log import REQUEST_ID_HEADER, request_id, server_logger
+from gateway.log import REQUEST_ID_HEADER, auth_logger, request_id, server_logger
 from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
 from gateway.proxyusers import ProxyUserRule, ProxyUsers
 from gateway.routing import AmbiguousPath, Route, Router
@@ -172,6 +173,15 @@ def build_gateway_app(
         r.backend_urls: local_backend if rc.backend == (EMBEDDED,) else None for r, rc in zip(routes, config.routes)
     }
     trusted = TrustedProxies(config.server.trusted_proxies, config.server.forwarded_headers)
+    csrf = (
+        CsrfGuard(
+            header=config.csrf.custom_header,
+            methods_to_ignore=config.csrf.methods_to_ignore,
+            browser_patterns=config.csrf.browser_useragents_regex,
+        )
+        if config.csrf.enabled
+        else None
+    )
     # The gateway's own credentials, per backend list that wants them (check-config makes its routes agree).
     kerberized = {
         r.backend_urls: rc.credentials(config.backend) for r, rc in zip(routes, config.routes) if rc.auth == "kerberos"
@@ -208,6 +218,15 @@ def build_gateway_app(
             request[ROUTE] = exc.route
             return route_error(request, 400, "The path leads elsewhere once decoded: write it without escapes or dot segments")
         request[_TARGET] = target
+        # Before authentication: a forged request costs no handshake and sets no cookie.
+        if csrf is not None and (forged := csrf.refusal(request.method, request.headers)) is not None:
+            request[REFUSAL] = (Refusal.CSRF, "")
+            auth_logger.info("refused without %s: method=%s remote=%s", config.csrf.custom_header, request.method,
+                             request[CLIENT].address)
+            response = route_error(request, 400, forged)
+            if request.body_exists:
+                response.force_close()  # the body is not read: the connection cannot carry another request
+            return response
         if request_log is None:
             return await handler(request)
         started = time.perf_counter()

@@ -88,6 +88,7 @@ class Refusal(str, enum.Enum):
     BAD_DOAS = "bad_doas"  # 400: doas given twice or not a user name
     IMPERSONATION = "impersonation"  # 403: the proxy-user rules refuse the doas
     ROUTE = "route"  # 403: the route's users and groups do not include the user
+    CSRF = "csrf"  # 400: a browser's request without the custom header (gateway.csrf), refused before the filter
 
 
 REFUSAL = web.RequestKey("refusal", tuple[Refusal, str])
