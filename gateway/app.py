@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from authplugins import AuthScheme, scheme_class
-from gateway.authfilter import IDENTITY, REFUSAL, AuthFilter, Refusal
+from gateway.authfilter import IDENTITY, REFUSAL, SESSION, AuthFilter, Refusal
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing, LiveKeys
 from gateway.csrf import CsrfGuard
@@ -55,7 +55,7 @@ KeyLoader = Callable[[Config], KeyRing]
 class _Access:
     """Who may use which route and act for whom, as one configuration says; replaced whole."""
 
-    __slots__ = ("groups", "proxy_users", "routes")
+    __slots__ = ("groups", "proxy_groups", "proxy_users", "routes")
 
     def __init__(self, config: Config, routes: Sequence[Route]) -> None:
         """``routes``: the routes served, given the users and groups ``config`` names for them."""
@@ -63,6 +63,7 @@ class _Access:
         self.proxy_users = ProxyUsers(
             (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), self.groups
         )
+        self.proxy_groups = any(p.groups for p in config.proxy_users)  # whether a doas may need groups
         access = {rc.prefix: (frozenset(rc.users), frozenset(rc.groups)) for rc in config.routes}
         self.routes = {
             r.prefix: dataclasses.replace(r, users=access[r.prefix][0], groups=access[r.prefix][1]) for r in routes
@@ -91,6 +92,15 @@ class LiveSettings:
     def refusal(self, real: str, effective: str, remote: str | None) -> str | None:
         """The proxy-user rules in force (:meth:`~gateway.proxyusers.ProxyUsers.refusal`)."""
         return self._access.proxy_users.refusal(real, effective, remote)
+
+    def groups_pending(self, request: web.Request, user: str) -> Awaitable[object] | None:
+        """What to await before :meth:`refusal` or :meth:`route_refusal` for ``request`` acting as ``user``
+        (:meth:`~gateway.groups.GroupSource.prefetch`), or ``None`` when they will not ask for groups."""
+        access = self._access
+        rules = access.routes[request[ROUTE].prefix]
+        if (rules.groups and user not in rules.users) or (access.proxy_groups and user != request[SESSION].user):
+            return access.groups.prefetch(user)
+        return None
 
     def route_refusal(self, route: Route, user: str) -> str | None:
         """Why ``user`` may not use ``route`` under the rules in force, or ``None``."""
@@ -200,6 +210,7 @@ def build_gateway_app(
         force_secure=bool(config.server.tls_cert_file),
         proxy_users=live,
         authorize=lambda request, user: live.route_refusal(request[ROUTE], user),
+        groups_pending=live.groups_pending,
     )
 
     @web.middleware

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
 
 from ..config import EmbeddedConfig
-from ..groups import GroupSource
+from ..groups import GroupSource, groups_known
 from ..proxyusers import ProxyUsers
 from ..identity import SIGNATURE_HEADER, IdentitySigner
 from .faces import STREAMING_KEY, Face, face_for
@@ -90,7 +90,7 @@ def _identity_middleware(*, signer: IdentitySigner, identity_header: str) -> Any
     return impl
 
 
-def _handler(store: Store, faces: tuple[Face, ...], identity: Any) -> Handler:
+def _handler(store: Store, faces: tuple[Face, ...], identity: Any, groups: GroupSource | None) -> Handler:
     """The whole backend as one handler: failures rendered per face, the caller authenticated
     (by ``identity``, a middleware), the face.
 
@@ -101,7 +101,10 @@ def _handler(store: Store, faces: tuple[Face, ...], identity: Any) -> Handler:
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         face = face_for(faces, request.raw_path)
-        return await face.handle(request, store, store.principal(request[_USER_KEY]))
+        user = request[_USER_KEY]
+        if groups is not None and groups.prefetch(user) is not None:
+            await groups_known(groups.prefetch, user)  # the store's permissions ask for them synchronously
+        return await face.handle(request, store, store.principal(user))
 
     async def verified(request: web.Request) -> web.StreamResponse:
         return await identity(request, dispatch)  # type: ignore[no-any-return]
@@ -162,6 +165,7 @@ def build_embedded_app(
             scheme=scheme,
             cookies=HadoopAuthCookie(cookie_key, config.cookie_validity),
             proxy_users=proxy_users,
+            groups=groups,
             faces=faces,
             user_key=_USER_KEY,
         )
@@ -170,7 +174,7 @@ def build_embedded_app(
         if signer is None:
             raise ValueError('embedded.auth = "signed" needs the identity key')
         identity = _identity_middleware(signer=signer, identity_header=identity_header)
-    handler = _handler(store, faces, identity)
+    handler = _handler(store, faces, identity, groups)
     app[BACKEND_KEY] = store
     app[LOCAL_HANDLER] = handler
 
