@@ -89,7 +89,18 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "x-real-ip",
     "x-request-id",  # replaced by the id the gateway logs
 }
-_RESPONSE_DROP = _HOP_BY_HOP | {"www-authenticate"}
+_RESPONSE_DROP = _HOP_BY_HOP | {
+    "www-authenticate",
+    # A backend's CORS grants (Hadoop's CrossOriginFilter) would let another origin's page send the
+    # CSRF header (gateway.csrf) with the user's credentials, or read its answers: the gateway grants none.
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-headers",
+    "access-control-allow-methods",
+    "access-control-allow-private-network",
+    "access-control-expose-headers",
+    "access-control-max-age",
+}
 _SMALL_BODY = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 9.2.2
 
