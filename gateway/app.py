@@ -183,15 +183,7 @@ def build_gateway_app(
         r.backend_urls: local_backend if rc.backend == (EMBEDDED,) else None for r, rc in zip(routes, config.routes)
     }
     trusted = TrustedProxies(config.server.trusted_proxies, config.server.forwarded_headers)
-    csrf = (
-        CsrfGuard(
-            header=config.csrf.custom_header,
-            methods_to_ignore=config.csrf.methods_to_ignore,
-            browser_patterns=config.csrf.browser_useragents_regex,
-        )
-        if config.csrf.enabled
-        else None
-    )
+    csrf = CsrfGuard.from_config(config.csrf)
     # The gateway's own credentials, per backend list that wants them (check-config makes its routes agree).
     kerberized = {
         r.backend_urls: rc.credentials(config.backend) for r, rc in zip(routes, config.routes) if rc.auth == "kerberos"

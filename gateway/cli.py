@@ -284,6 +284,7 @@ async def _start_embedded(
     cookie_key: bytes | None = None,
 ) -> web.AppRunner:
     """Start the embedded backend on ``socks``; its runner (also added to ``runners``)."""
+    from gateway.csrf import CsrfGuard
     from gateway.embedded import build_embedded_app
     from gateway.groups import group_source
     from gateway.identity import IdentitySigner
@@ -298,6 +299,7 @@ async def _start_embedded(
         groups=groups,
         proxy_users=proxy_users,
         cookie_key=cookie_key,
+        csrf=CsrfGuard.from_config(config.csrf),
     )
     runner = _runner(app, shutdown_timeout, access_log=None)
     runners.append(runner)

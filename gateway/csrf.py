@@ -24,6 +24,9 @@ Vulnerability Protection", here in the route's error format.  The gateway
 checks before authentication, so a forged request costs no Kerberos
 handshake, sets no cookie and never reaches a backend.
 
+The embedded backend checks too where callers reach it directly with SPNEGO
+(``embedded.auth = "kerberos"``); its signed mode trusts only the gateway.
+
 Every pattern and set is built once (:meth:`CsrfGuard.from_config`); per
 request, a method that is ignored costs one set lookup.
 """
@@ -32,9 +35,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from aiohttp import hdrs
 from multidict import CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from gateway.config import CsrfConfig
 
 __all__ = ("CSRF_MESSAGE", "CsrfGuard")
 
@@ -53,6 +60,17 @@ class CsrfGuard:
         self._header = header
         self._browser = tuple(re.compile(p) for p in browser_patterns)
         self._message = f"{CSRF_MESSAGE}: a browser must send the {header} header with this method"
+
+    @classmethod
+    def from_config(cls, config: CsrfConfig) -> CsrfGuard | None:
+        """The guard ``[csrf]`` describes, or ``None`` when it is off."""
+        if not config.enabled:
+            return None
+        return cls(
+            header=config.custom_header,
+            methods_to_ignore=config.methods_to_ignore,
+            browser_patterns=config.browser_useragents_regex,
+        )
 
     def refusal(self, method: str, headers: CIMultiDictProxy[str]) -> str | None:
         """Why a request with ``method`` and ``headers`` may not go on (the message for a 400), or ``None``."""
