@@ -38,6 +38,7 @@ logger = logging.getLogger("gateway.auth")
 _CACHE_LIMIT = 10_000  # users remembered at once; past it the longest remembered goes
 _LOOKUPS_AT_ONCE = 8  # threads asking NSS at once; more misses wait their turn
 _FAILURE_SECONDS = 30.0  # a lookup that failed is tried again this soon, as Hadoop's negative cache
+_MIN_TTL = 1.0  # even "no caching" (0) keeps an answer this long: the requests that waited for it use it
 
 
 class GroupSource(Protocol):
@@ -142,7 +143,9 @@ class OsGroups:
     At most ``limit`` users are remembered (the longest remembered goes
     first); at most ``lookups_at_once`` threads ask NSS at once.  A lookup
     that fails (NSS raised) answers no groups, logged, and is tried again
-    after 30 seconds.  ``lookup`` and ``clock`` replace the system's for tests.
+    after 30 seconds.  A ``ttl`` under a second counts as one: the requests
+    that waited for a lookup must find its answer.  ``lookup`` and ``clock``
+    replace the system's for tests.
     """
 
     __slots__ = ("_cache", "_clock", "_limit", "_lock", "_lookup", "_lookups_at_once", "_pending", "_slots", "_ttl")
@@ -156,7 +159,7 @@ class OsGroups:
         limit: int = _CACHE_LIMIT,
         lookups_at_once: int = _LOOKUPS_AT_ONCE,
     ) -> None:
-        self._ttl = ttl
+        self._ttl = max(ttl, _MIN_TTL)
         self._lookup = lookup
         self._clock = clock
         self._limit = limit

@@ -102,3 +102,10 @@ async def test_lookups_at_once_are_bounded() -> None:
     groups = OsGroups(60.0, lookup=lookup, lookups_at_once=3)
     await asyncio.wait_for(asyncio.gather(*(groups_known(groups.prefetch, f"u{i}") for i in range(12))), 10)
     assert running[1] == 3
+
+
+async def test_no_caching_still_lets_the_waiting_requests_use_their_lookup() -> None:
+    asked: list[str] = []
+    groups = OsGroups(0.0, lookup=lambda user: (asked.append(user), frozenset({"g"}))[1])
+    await asyncio.wait_for(groups_known(groups.prefetch, "bob"), 5)  # not a lookup after another, for ever
+    assert asked == ["bob"] and groups.groups_of("bob") == {"g"}
