@@ -228,7 +228,7 @@ def build_gateway_app(
                              request[CLIENT].address)
             response = route_error(request, 400, forged)
             if request.body_exists:
-                response.force_close()  # the body is not read: the connection cannot carry another request
+                response.force_close()  # the body is not wanted: no further request on this connection
             return response
         if request_log is None:
             return await handler(request)
