@@ -19,16 +19,17 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from authplugins import AuthScheme, scheme_class
-from gateway.authfilter import IDENTITY, SESSION, AuthFilter
+from gateway.authfilter import IDENTITY, REFUSAL, SESSION, AuthFilter, Refusal
 from gateway.config import EMBEDDED, Config
 from gateway.cookie import CookieCodec, KeyRing, LiveKeys
+from gateway.csrf import CsrfGuard
 from gateway.dialects import DIALECTS, DataNodeRedirects
 from gateway.failover import Backend, BackendSet
 from gateway.forwarded import CLIENT, TrustedProxies
 from gateway.groups import GroupSource, group_source
 from gateway.keys import KeysWatcher
 from gateway.identity import IdentitySigner
-from gateway.log import REQUEST_ID_HEADER, request_id, server_logger
+from gateway.log import REQUEST_ID_HEADER, auth_logger, request_id, server_logger
 from gateway.proxy import LocalBackend, UpstreamError, UpstreamProxy, origin_form
 from gateway.proxyusers import ProxyUserRule, ProxyUsers
 from gateway.routing import AmbiguousPath, Route, Router
@@ -54,7 +55,7 @@ KeyLoader = Callable[[Config], KeyRing]
 class _Access:
     """Who may use which route and act for whom, as one configuration says; replaced whole."""
 
-    __slots__ = ("groups", "proxy_users", "routes")
+    __slots__ = ("groups", "proxy_groups", "proxy_users", "routes")
 
     def __init__(self, config: Config, routes: Sequence[Route]) -> None:
         """``routes``: the routes served, given the users and groups ``config`` names for them."""
@@ -62,6 +63,7 @@ class _Access:
         self.proxy_users = ProxyUsers(
             (ProxyUserRule(p.user, p.users, p.groups, p.hosts) for p in config.proxy_users), self.groups
         )
+        self.proxy_groups = any(p.groups for p in config.proxy_users)  # whether a doas may need groups
         access = {rc.prefix: (frozenset(rc.users), frozenset(rc.groups)) for rc in config.routes}
         self.routes = {
             r.prefix: dataclasses.replace(r, users=access[r.prefix][0], groups=access[r.prefix][1]) for r in routes
@@ -90,6 +92,15 @@ class LiveSettings:
     def refusal(self, real: str, effective: str, remote: str | None) -> str | None:
         """The proxy-user rules in force (:meth:`~gateway.proxyusers.ProxyUsers.refusal`)."""
         return self._access.proxy_users.refusal(real, effective, remote)
+
+    def groups_pending(self, request: web.Request, user: str) -> Awaitable[object] | None:
+        """What to await before :meth:`refusal` or :meth:`route_refusal` for ``request`` acting as ``user``
+        (:meth:`~gateway.groups.GroupSource.prefetch`), or ``None`` when they will not ask for groups."""
+        access = self._access
+        rules = access.routes[request[ROUTE].prefix]
+        if (rules.groups and user not in rules.users) or (access.proxy_groups and user != request[SESSION].user):
+            return access.groups.prefetch(user)
+        return None
 
     def route_refusal(self, route: Route, user: str) -> str | None:
         """Why ``user`` may not use ``route`` under the rules in force, or ``None``."""
@@ -172,6 +183,7 @@ def build_gateway_app(
         r.backend_urls: local_backend if rc.backend == (EMBEDDED,) else None for r, rc in zip(routes, config.routes)
     }
     trusted = TrustedProxies(config.server.trusted_proxies, config.server.forwarded_headers)
+    csrf = CsrfGuard.from_config(config.csrf)
     # The gateway's own credentials, per backend list that wants them (check-config makes its routes agree).
     kerberized = {
         r.backend_urls: rc.credentials(config.backend) for r, rc in zip(routes, config.routes) if rc.auth == "kerberos"
@@ -190,6 +202,7 @@ def build_gateway_app(
         force_secure=bool(config.server.tls_cert_file),
         proxy_users=live,
         authorize=lambda request, user: live.route_refusal(request[ROUTE], user),
+        groups_pending=live.groups_pending,
     )
 
     @web.middleware
@@ -211,6 +224,15 @@ def build_gateway_app(
                 "The path leads elsewhere once decoded: write it without escapes, dot segments or ;parameters",
             )
         request[_TARGET] = target
+        # Before authentication: a forged request costs no handshake and sets no cookie.
+        if csrf is not None and (forged := csrf.refusal(request.method, request.headers)) is not None:
+            request[REFUSAL] = (Refusal.CSRF, "")
+            auth_logger.info("refused without %s: method=%s remote=%s", config.csrf.custom_header, request.method,
+                             request[CLIENT].address)
+            response = route_error(request, 400, forged)
+            if request.body_exists:
+                response.force_close()  # the body is not wanted: no further request on this connection
+            return response
         if request_log is None:
             return await handler(request)
         started = time.perf_counter()

@@ -16,6 +16,10 @@
 5. The user the request acts for must then pass ``authorize`` (the route's
    users and groups), else 403.
 
+Before the rules of 4 and 5 ask for a user's groups, ``groups_pending``
+(:meth:`gateway.groups.GroupSource.prefetch` where they will) is awaited,
+so that a group lookup never runs on the event loop.
+
 Cookies are set through ``on_response_prepare``, so the same path serves
 streamed proxy responses, error bodies and challenges.
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +50,7 @@ from gateway.config import CookieConfig
 from gateway.cookie import CookieCodec, SessionToken
 from gateway.cookieheader import cookie_values
 from gateway.forwarded import client_view
-from gateway.groups import StaticGroups
+from gateway.groups import StaticGroups, groups_known
 from gateway.log import auth_logger
 from gateway.proxyusers import ProxyUsers
 
@@ -88,6 +93,7 @@ class Refusal(str, enum.Enum):
     BAD_DOAS = "bad_doas"  # 400: doas given twice or not a user name
     IMPERSONATION = "impersonation"  # 403: the proxy-user rules refuse the doas
     ROUTE = "route"  # 403: the route's users and groups do not include the user
+    CSRF = "csrf"  # 400: a browser's request without the custom header (gateway.csrf), refused before the filter
 
 
 REFUSAL = web.RequestKey("refusal", tuple[Refusal, str])
@@ -125,6 +131,7 @@ class AuthFilter:
         force_secure: bool = False,
         proxy_users: ImpersonationRules | None = None,
         authorize: Callable[[web.Request, str], str | None] | None = None,
+        groups_pending: Callable[[web.Request, str], Awaitable[object] | None] | None = None,
     ) -> None:
         if not schemes:
             raise ValueError("at least one scheme is required")
@@ -138,6 +145,7 @@ class AuthFilter:
             proxy_users if proxy_users is not None else ProxyUsers((), StaticGroups({}))
         )
         self._authorize = authorize
+        self._groups_pending = groups_pending
         self._cache: dict[str, SessionToken] = {}
         self._cache_generation = codec.keys.generation
         attributes = f"; Path={cookie.path}"
@@ -244,6 +252,8 @@ class AuthFilter:
         if why is not None:
             request[REFUSAL] = (Refusal.BAD_DOAS, "")
             return self._error_response(request, 400, why.replace("user.name", "doas"))
+        if self._groups_pending is not None and self._groups_pending(request, effective) is not None:
+            await groups_known(functools.partial(self._groups_pending, request), effective)
         refusal = self._proxy_users.refusal(token.user, effective, client_view(request).address)
         if refusal is not None:
             request[REFUSAL] = (Refusal.IMPERSONATION, "")
@@ -257,6 +267,9 @@ class AuthFilter:
     async def _authorized(self, request: web.Request, handler: Handler, acting: SessionToken) -> web.StreamResponse:
         """Go on as ``acting`` if it may use what the request asks for (its route), else 403."""
         if self._authorize is not None:
+            if self._groups_pending is not None and self._groups_pending(request, acting.user) is not None:
+                # In a thread: a slow NSS holds up this request only.
+                await groups_known(functools.partial(self._groups_pending, request), acting.user)
             refusal = self._authorize(request, acting.user)
             if refusal is not None:
                 request[REFUSAL] = (Refusal.ROUTE, "")

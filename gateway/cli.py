@@ -315,6 +315,7 @@ async def _start_embedded(
     cookie_key: bytes | None = None,
 ) -> web.AppRunner:
     """Start the embedded backend on ``socks``; its runner (also added to ``runners``)."""
+    from gateway.csrf import CsrfGuard
     from gateway.embedded import build_embedded_app
     from gateway.groups import group_source
     from gateway.identity import IdentitySigner
@@ -329,6 +330,7 @@ async def _start_embedded(
         groups=groups,
         proxy_users=proxy_users,
         cookie_key=cookie_key,
+        csrf=CsrfGuard.from_config(config.csrf),
     )
     runner = _runner(app, config.server, shutdown_timeout, access_log=None)
     runners.append(runner)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import tomllib
 import typing
@@ -44,6 +45,7 @@ __all__ = (
     "Config",
     "ConfigError",
     "CookieConfig",
+    "CsrfConfig",
     "EmbeddedConfig",
     "ENV_PREFIX",
     "KEY_HINT",
@@ -382,6 +384,31 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CsrfConfig:
+    enabled: bool = field(
+        default=True,
+        metadata=_help(
+            "refuse (400) a browser's request whose method is not ignored unless it carries custom_header, "
+            "on every route (Hadoop's dfs.webhdfs.rest-csrf.enabled, here on by default)"
+        ),
+    )
+    custom_header: str = field(
+        default="X-XSRF-HEADER", metadata=_help("the header a browser's request must carry, whatever its value")
+    )
+    methods_to_ignore: tuple[str, ...] = field(
+        default=("GET", "OPTIONS", "HEAD", "TRACE"),
+        metadata=_one_or_many("methods that need no header (case matters, as in HTTP)"),
+    )
+    browser_useragents_regex: tuple[str, ...] = field(
+        default=("^Mozilla.*", "^Opera.*"),
+        metadata=_one_or_many(
+            "regular expressions (Python's syntax); a User-Agent that one of them matches whole is a browser's. "
+            "Other clients never need the header"
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     cookie: CookieConfig = CookieConfig()
@@ -391,6 +418,7 @@ class Config:
     log: LogConfig = LogConfig()
     groups: GroupsConfig = GroupsConfig()
     admin: AdminConfig = AdminConfig()
+    csrf: CsrfConfig = CsrfConfig()
     # The [[routes]] tables as written; see routes for what is served.
     route_tables: tuple[RouteConfig, ...] = ()
     # The [[proxy_users]] tables: who may act for whom (doas).
@@ -439,6 +467,7 @@ _SECTIONS: Mapping[str, type[Any]] = {
     "log": LogConfig,
     "groups": GroupsConfig,
     "admin": AdminConfig,
+    "csrf": CsrfConfig,
 }
 _ARRAYS = ("routes", "proxy_users")  # sections that are arrays of tables
 _T = TypeVar("_T")
@@ -743,6 +772,26 @@ def _proxy_user_problems(config: Config, name: Names) -> list[str]:
     return problems
 
 
+def _csrf_problems(csrf: CsrfConfig, name: Names) -> list[str]:
+    """[csrf]: a header name, method tokens and patterns that compile (read even when disabled)."""
+    problems = []
+    if not _is_header_token(csrf.custom_header):
+        problems.append(f"{name('csrf.custom_header')} = {csrf.custom_header!r}: must be an HTTP header name")
+    for method in csrf.methods_to_ignore:
+        if not _is_header_token(method):
+            problems.append(f"{name('csrf.methods_to_ignore')}: {method!r} is not an HTTP method")
+    for pattern in csrf.browser_useragents_regex:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(f"{name('csrf.browser_useragents_regex')}: {pattern!r} is not a regular expression ({exc})")
+    if csrf.enabled and not csrf.browser_useragents_regex:
+        problems.append(
+            f"{name('csrf.browser_useragents_regex')}: empty, so no request is a browser's; set csrf.enabled = false instead"
+        )
+    return problems
+
+
 def _route_problems(config: Config, name: Names) -> list[str]:
     """Each [[routes]] table's prefix, backend and dialect; prefixes given twice."""
     from gateway.routing import prefix_problem  # here: routing imports the dialects, which need no config
@@ -971,6 +1020,7 @@ def _check(config: Config, name: Names = str) -> list[str]:
     problems.extend(_route_problems(config, name))
     problems.extend(_outbound_problems(config, name))
     problems.extend(_proxy_user_problems(config, name))
+    problems.extend(_csrf_problems(config.csrf, name))
     if backend.url:
         problems.extend(_backend_list_problems(name("backend.url"), backend.url, embedded_allowed=False))
     if not 1 <= backend.failover_attempts <= 16:

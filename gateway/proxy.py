@@ -93,6 +93,15 @@ _REQUEST_DROP = _HOP_BY_HOP | {
 _RESPONSE_DROP = _HOP_BY_HOP | {
     "www-authenticate",
     "server",  # a backend's name and version are not the client's business (nginx's proxy_hide_header default)
+    # A backend's CORS grants (Hadoop's CrossOriginFilter) would let another origin's page send the
+    # CSRF header (gateway.csrf) with the user's credentials, or read its answers: the gateway grants none.
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-allow-headers",
+    "access-control-allow-methods",
+    "access-control-allow-private-network",
+    "access-control-expose-headers",
+    "access-control-max-age",
 }
 _SMALL_BODY = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 9.2.2

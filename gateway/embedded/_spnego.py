@@ -40,6 +40,7 @@ from authplugins._username import check_user_name
 from authplugins.kerberos import KerberosScheme
 from authplugins.query import param_values
 
+from ..groups import GroupSource, groups_known
 from ..proxyusers import ProxyUsers
 from .faces import Face, face_for
 from .store import AccessDeniedError, AuthenticationError, BadRequestError
@@ -96,10 +97,13 @@ def _cookie_value(request: web.Request) -> str | None:
 
 
 def spnego_middleware(
-    *, scheme: KerberosScheme, cookies: HadoopAuthCookie, proxy_users: ProxyUsers, faces: tuple[Face, ...],
-    user_key: web.RequestKey[str],
+    *, scheme: KerberosScheme, cookies: HadoopAuthCookie, proxy_users: ProxyUsers, groups: GroupSource | None,
+    faces: tuple[Face, ...], user_key: web.RequestKey[str],
 ) -> Any:
-    """Authenticate the caller (cookie, else SPNEGO), apply its ``doas``, put the user under ``user_key``."""
+    """Authenticate the caller (cookie, else SPNEGO), apply its ``doas``, put the user under ``user_key``.
+
+    ``groups`` is the source ``proxy_users`` asks (``None``: a static one, always in memory).
+    """
 
     def unauthorized(request: web.Request, message: str, clear: bool) -> web.Response:
         response = face_for(faces, request.raw_path).error_response(AuthenticationError(message))
@@ -145,6 +149,8 @@ def spnego_middleware(
             why = check_user_name(user)
             if why is not None:
                 raise BadRequestError(why.replace("user.name", "doas"))
+            if groups is not None:
+                await groups_known(groups.prefetch, user)  # the rules ask for them synchronously
             refusal = proxy_users.refusal(caller, user, request.remote)
             if refusal is not None:
                 logger.info("refused doas=%s for %s from %s: %s", user, caller, request.remote, refusal)

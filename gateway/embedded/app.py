@@ -18,7 +18,8 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
 
 from ..config import EmbeddedConfig
-from ..groups import GroupSource
+from ..csrf import CsrfGuard
+from ..groups import GroupSource, groups_known
 from ..proxyusers import ProxyUsers
 from ..identity import SIGNATURE_HEADER, IdentitySigner
 from .faces import STREAMING_KEY, Face, face_for
@@ -90,7 +91,21 @@ def _identity_middleware(*, signer: IdentitySigner, identity_header: str) -> Any
     return impl
 
 
-def _handler(store: Store, faces: tuple[Face, ...], identity: Any) -> Handler:
+def _csrf_middleware(csrf: CsrfGuard, faces: tuple[Face, ...], identity: Any) -> Any:
+    """``identity`` behind the CSRF check: a forged request costs no handshake."""
+
+    @web.middleware
+    async def impl(request: web.Request, handler: Handler) -> web.StreamResponse:
+        forged = csrf.refusal(request.method, request.headers)
+        if forged is not None:
+            logger.info("refused a %s without the CSRF header from %s", request.method, request.remote)
+            raise BadRequestError(forged)
+        return await identity(request, handler)  # type: ignore[no-any-return]
+
+    return impl
+
+
+def _handler(store: Store, faces: tuple[Face, ...], identity: Any, groups: GroupSource | None) -> Handler:
     """The whole backend as one handler: failures rendered per face, the caller authenticated
     (by ``identity``, a middleware), the face.
 
@@ -101,7 +116,10 @@ def _handler(store: Store, faces: tuple[Face, ...], identity: Any) -> Handler:
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         face = face_for(faces, request.raw_path)
-        return await face.handle(request, store, store.principal(request[_USER_KEY]))
+        user = request[_USER_KEY]
+        if groups is not None and groups.prefetch(user) is not None:
+            await groups_known(groups.prefetch, user)  # the store's permissions ask for them synchronously
+        return await face.handle(request, store, store.principal(user))
 
     async def verified(request: web.Request) -> web.StreamResponse:
         return await identity(request, dispatch)  # type: ignore[no-any-return]
@@ -130,6 +148,7 @@ def build_embedded_app(
     groups: GroupSource | None = None,
     proxy_users: ProxyUsers | None = None,
     cookie_key: bytes | None = None,
+    csrf: CsrfGuard | None = None,
 ) -> web.Application:
     """The embedded backend serving ``config.root``; see the package docstring.
 
@@ -138,6 +157,9 @@ def build_embedded_app(
     authenticate with SPNEGO (:mod:`._spnego`): ``proxy_users`` say who may
     act for whom, ``cookie_key`` signs the ``hadoop.auth`` cookie, and
     ``signer`` is not used; otherwise ``signer`` verifies the identity header.
+    ``csrf``, with Kerberos, refuses a browser's forged request before the
+    handshake (:mod:`gateway.csrf`); signed identities come from the gateway,
+    which checked already.
 
     Configuration problems raise ``ValueError`` here; the root, metadata
     store and I/O threads are opened when the app starts (``cleanup_ctx``).
@@ -162,15 +184,18 @@ def build_embedded_app(
             scheme=scheme,
             cookies=HadoopAuthCookie(cookie_key, config.cookie_validity),
             proxy_users=proxy_users,
+            groups=groups,
             faces=faces,
             user_key=_USER_KEY,
         )
+        if csrf is not None:
+            identity = _csrf_middleware(csrf, faces, identity)
         app.on_response_prepare.append(on_response_prepare)
     else:
         if signer is None:
             raise ValueError('embedded.auth = "signed" needs the identity key')
         identity = _identity_middleware(signer=signer, identity_header=identity_header)
-    handler = _handler(store, faces, identity)
+    handler = _handler(store, faces, identity, groups)
     app[BACKEND_KEY] = store
     app[LOCAL_HANDLER] = handler
 

@@ -128,7 +128,7 @@ async def test_sighup_applies_live_settings_names_the_rest_and_keeps_connections
     (invalid,) = wait_for_log(gw, "configuration not reloaded")
     assert invalid.endswith(
         "ERROR gateway.server: configuration not reloaded, the running one is kept; invalid configuration: "
-        "nonsense: unknown section (allowed: server, cookie, auth, backend, embedded, log, groups, admin, "
+        "nonsense: unknown section (allowed: server, cookie, auth, backend, embedded, log, groups, admin, csrf, "
         "routes, proxy_users); server.port = 'fourteen': must be an integer"
     )
     assert [doas(gw, n) for n in range(10)] == [200] * 10

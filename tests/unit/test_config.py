@@ -179,7 +179,7 @@ def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Pat
         )
     assert info.value.problems == [
         "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, groups, "
-        "admin, routes, proxy_users)",
+        "admin, csrf, routes, proxy_users)",
         "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
         "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, forwarded_headers, head_timeout, "
         "host, keepalive_timeout, max_connections, max_connections_per_peer, max_head_size, port, shutdown_timeout, "
@@ -789,3 +789,40 @@ def test_the_bounds_on_heads_default_to_nginx_and_hadoop() -> None:
     assert (server.head_timeout, server.keepalive_timeout, server.max_head_size, server.max_connections_per_peer) == (
         60.0, 75.0, 65536, 256
     )
+
+
+# -- [csrf] ------------------------------------------------------------------------------------------
+
+
+def test_csrf_is_on_by_default_with_hadoops_settings() -> None:
+    csrf = load_config(None, env={}).csrf
+    assert csrf.enabled
+    assert csrf.custom_header == "X-XSRF-HEADER"  # RestCsrfPreventionFilter.HEADER_DEFAULT
+    assert csrf.methods_to_ignore == ("GET", "OPTIONS", "HEAD", "TRACE")
+    assert csrf.browser_useragents_regex == ("^Mozilla.*", "^Opera.*")
+
+
+def test_csrf_settings_are_checked_all_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[csrf]
+custom_header = "X XSRF"
+methods_to_ignore = ["GET", "PO ST", ""]
+browser_useragents_regex = ["^Mozilla.*", "(unclosed"]
+""")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == [
+        "csrf.custom_header = 'X XSRF': must be an HTTP header name",
+        "csrf.methods_to_ignore: 'PO ST' is not an HTTP method",
+        "csrf.methods_to_ignore: '' is not an HTTP method",
+        "csrf.browser_useragents_regex: '(unclosed' is not a regular expression "
+        "(missing ), unterminated subpattern at position 0)",
+    ]
+    env = {"AUTHGATEWAY_CSRF__BROWSER_USERAGENTS_REGEX": "", "AUTHGATEWAY_CSRF__METHODS_TO_IGNORE": "GET,PUT"}
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env=env)
+    assert info.value.problems == [
+        "AUTHGATEWAY_CSRF__BROWSER_USERAGENTS_REGEX: empty, so no request is a browser's; "
+        "set csrf.enabled = false instead"
+    ]
+    assert load_config(None, env={**env, "AUTHGATEWAY_CSRF__ENABLED": "false"}).csrf.methods_to_ignore == ("GET", "PUT")

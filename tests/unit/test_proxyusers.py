@@ -130,7 +130,7 @@ def test_static_groups_are_exactly_the_configured_ones() -> None:
     assert parse_groups(["g:a, b", "g:c"]) == {"g": ("a", "b", "c")}
 
 
-def test_os_groups_come_from_the_system_and_are_cached_for_their_time() -> None:
+async def test_os_groups_come_from_the_system_and_are_cached_for_their_time() -> None:
     me = pwd.getpwuid(os.getuid())
     expected = {grp.getgrgid(g).gr_name for g in os.getgrouplist(me.pw_name, me.pw_gid)}
     assert OsGroups().groups_of(me.pw_name) == expected
@@ -144,10 +144,18 @@ def test_os_groups_come_from_the_system_and_are_cached_for_their_time() -> None:
         return frozenset({f"g{len(asked)}"})
 
     cached = OsGroups(60.0, lookup=lookup, clock=lambda: now[0])
+    pending = cached.prefetch("bob")
+    assert pending is not None
+    await pending
     assert cached.groups_of("bob") == {"g1"}
     now[0] += 59.0
+    assert cached.prefetch("bob") is None
     assert cached.groups_of("bob") == {"g1"} and asked == ["bob"]
     now[0] += 1.0
+    assert cached.groups_of("bob") == {"g1"}  # still what is known: only prefetch asks again
+    pending = cached.prefetch("bob")
+    assert pending is not None
+    await pending
     assert cached.groups_of("bob") == {"g2"} and asked == ["bob", "bob"]  # expired: asked again
 
 
