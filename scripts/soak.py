@@ -23,8 +23,9 @@ request bounded in time, exercise them:
 * clients of the faulty gateway, one route after another;
 * bad input (raw sockets): garbage session cookies (non-UTF-8 bytes among
   them), bad user names, malformed queries and malformed requests;
-* hostile clients (issue 16), from another loopback address (127.0.0.2) so
-  that a per-address share of the connection limit can tell them apart:
+* hostile clients (issue 16), from other loopback addresses (127.0.0.2;
+  slowloris from 127.0.0.3) so that a per-address share of the connection
+  limit (half of it: the soak doubles the limit) can tell them apart:
   slowloris (as many unfinished heads as the gateway's connection limit,
   one header line every few seconds), oversized unfinished heads, trees
   1000 levels deep made and deleted recursively, pathological list filters
@@ -194,6 +195,9 @@ REFUSED = range(400, 500)
 GATEWAYS = ("embedded", "faulty")
 FAULTY_USER = "soakf"
 HOSTILE = "127.0.0.2"  # hostile clients connect from here, every other client from 127.0.0.1
+# The slowloris client has an address of its own: the gateway holds it to its share of the connections
+# (server.max_connections_per_peer), which would otherwise also refuse the other hostile scenarios.
+SLOWLORIS = "127.0.0.3"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 # The embedded gateway's routes: the defaults, and one that admits hdfs alone (for ';' path parameters).
 ROUTES = [
@@ -501,6 +505,9 @@ KNOBS = (
 )
 
 
+PER_PEER = "server.max_connections_per_peer"
+
+
 def client_connections(args: argparse.Namespace, gateway: str) -> int:
     """Twice as many connections as the soak opens to ``gateway`` at once, give or take."""
     if args.max_client_connections:
@@ -532,6 +539,12 @@ def settings(args: argparse.Namespace, known: set[str]) -> tuple[dict[str, dict[
         for name in targets:
             value = client_connections(args, name) if option == "max_client_connections" else getattr(args, option)
             out[name] = deep_merge(out[name], _nest(key, value))
+            if option == "max_client_connections" and PER_PEER in known and args.hostile and name == "embedded":
+                # Twice the places, half of them at most for one address: the normal clients, all from
+                # 127.0.0.1, fit in their half; slowloris (an address of its own) asks for them all and may
+                # hold only its half, the other hostile clients (127.0.0.2) their own share.
+                out[name] = deep_merge(out[name], _nest(key, 2 * value))
+                out[name] = deep_merge(out[name], _nest(PER_PEER, value))
     for target, key, text in args.set:
         try:
             value = tomllib.loads(f"v = {text}")["v"]
@@ -1336,7 +1349,7 @@ class Soak:
             """Seconds until the gateway answered or closed; ``None`` when still open at the bound."""
             opened = time.monotonic()
             try:
-                conn = await RawConnection.open(port, source=HOSTILE)
+                conn = await RawConnection.open(port, source=SLOWLORIS)
             except OSError:
                 return 0.0  # refused at once: the gateway's right
             try:
@@ -1366,7 +1379,7 @@ class Soak:
                 self.tally.outcome(scenario, "closed")
             if still:
                 self.tally.error(scenario, f"{still} of {count} unfinished heads still open after {bound:g} s")
-            self.note(scenario, f"heads: {count} at once from {HOSTILE}, {still} still open after {bound:g} s"
+            self.note(scenario, f"heads: {count} at once from {SLOWLORIS}, {still} still open after {bound:g} s"
                       + (f", the others closed after {min(closed):.0f}-{max(closed):.0f} s" if closed else ""))
 
         # From half-way: the first half shows the other scenarios' outcomes unclouded; each round is judged
@@ -1495,7 +1508,10 @@ class Soak:
                 status(scenario, await self.hostile_exchange(data), REFUSED, label)
                 head, body = await self.exchange_embedded(request("GET", "/soak/csrf/target.bin?op=status", port,
                                                                   cookie))
-                if head is None or head.status != 200 or json.loads(body).get("len") != len(CSRF_BODY):
+                if head is None or head.status != 200:
+                    self.tally.fail(scenario, f"after a forged browser POST ({label}) the target could not be "
+                                              f"checked: {'no answer' if head is None else head.status}")
+                elif json.loads(body).get("len") != len(CSRF_BODY):
                     self.tally.fail(scenario, f"a forged browser POST ({label}) changed or removed the target")
                     await self.exchange_embedded(request("POST", "/soak/csrf/target.bin?op=create&overwrite=true",
                                                          port, cookie, "Content-Type: application/octet-stream",
