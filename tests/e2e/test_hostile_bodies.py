@@ -99,10 +99,16 @@ class SlowBackend:
     def __init__(self) -> None:
         self.port = free_port()
         self.pause = 0.0  # seconds to stop reading after the first chunk
+        self.answer_first = False  # begin the answer before reading the body
         self.outcomes: list[str] = []
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         size = 0
+        early: web.StreamResponse | None = None
+        if self.answer_first:
+            early = web.StreamResponse(status=200)
+            await early.prepare(request)
+            await early.write(b"begun;")
         try:
             first = await request.content.readany()
             size += len(first)
@@ -113,6 +119,10 @@ class SlowBackend:
             self.outcomes.append(f"aborted after {size} bytes: {type(exc).__name__}")
             raise
         self.outcomes.append(f"received {size} bytes")
+        if early is not None:
+            await early.write(b"ended")
+            await early.write_eof()
+            return early
         return web.json_response({"size": size}, status=201)
 
     async def __aenter__(self) -> SlowBackend:
@@ -169,6 +179,26 @@ async def test_a_stalled_upload_to_a_backend_gets_408_and_the_backends_request_i
     writer.write(upload_head("/user/bob/stalled", 100000) + b"s" * 50000)
     await cut_with_408(reader)
     writer.close()
+    deadline = time.monotonic() + 5
+    while not slow_backend.outcomes:
+        assert time.monotonic() < deadline, "the backend's request is still open"
+        await asyncio.sleep(0.05)
+    assert slow_backend.outcomes[0].startswith("aborted after 50000 bytes"), slow_backend.outcomes
+
+
+async def test_a_body_that_stops_after_the_answer_began_has_its_connection_closed(
+    gateway: Start, slow_backend: SlowBackend, tmp_path: Path
+) -> None:
+    slow_backend.answer_first = True
+    gw = behind(gateway, slow_backend, tmp_path)
+    reader, writer = await connect(gw)
+    writer.write(upload_head("/user/bob/stalled", 100000) + b"s" * 50000)
+    took, got = await until_closed(reader, 15)
+    writer.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), got[:300]
+    assert b"begun;" in body and b"ended" not in body and not body.endswith(b"0\r\n\r\n"), body  # cut, not complete
+    assert 1.9 < took < 4.0, f"closed {took:.1f} s after the body stopped"
     deadline = time.monotonic() + 5
     while not slow_backend.outcomes:
         assert time.monotonic() < deadline, "the backend's request is still open"
