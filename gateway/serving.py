@@ -29,8 +29,10 @@ backend holding the upload back, a request still being authenticated, an
 ``Expect: 100-continue`` not yet answered) the client is not late.
 
 All of it costs one timer per connection (rearmed lazily, not per request
-nor per read) and a few attribute reads per read from the socket; a body
-still arriving when its head is complete costs one look at the clock.
+nor per read) and a few attribute reads per read from the socket.  A
+request whose body is still arriving when its head is complete costs a look
+at the clock and, mostly, moving that timer closer (about 2 us measured);
+then one look per quarter of ``body_timeout`` while the body arrives.
 
 :class:`InFlight` tracks the gateway's requests in progress.  At shutdown
 the listening sockets close first (new connections are refused by the
