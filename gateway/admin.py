@@ -49,6 +49,7 @@ from gateway.config import EMBEDDED, Config, read_secret
 from gateway.keys import read_keys
 from gateway.log import server_logger
 from gateway.metrics import multiprocess_registry
+from gateway.serving import SERVER_NAME
 
 __all__ = ("AdminServer", "Check", "admin_app", "readiness")
 
@@ -210,6 +211,23 @@ def _json(
 class _Handler(WSGIRequestHandler):
     timeout = _CLIENT_TIMEOUT
 
+    def version_string(self) -> str:
+        # http.server's own answers (a malformed request line): the name only, as every other answer.
+        return SERVER_NAME
+
+
+def _named(app: _WSGI) -> _WSGI:
+    """``app`` with ``Server: authgateway`` on every answer, not wsgiref's ``WSGIServer/0.2 CPython/3.11.x``
+    (wsgiref adds its own only to an answer that has none)."""
+
+    def named(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            return start_response(status, [*headers, ("Server", SERVER_NAME)], *exc_info)
+
+        return app(environ, start)
+
+    return named
+
     def log_message(self, format: str, *args: Any) -> None:
         server_logger.debug("admin: " + format, *args)
 
@@ -244,7 +262,7 @@ class AdminServer:
         self._fork_lock = threading.Lock()
         self._servers = [_Server(sock, self._fork_lock) for sock in socks]
         for server in self._servers:
-            server.set_app(app)
+            server.set_app(_named(app))
         self._threads: list[threading.Thread] = []
         os.register_at_fork(
             before=self._fork_lock.acquire,

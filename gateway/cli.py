@@ -207,7 +207,9 @@ async def _start_sites(
     await runner.setup()
     limits = {
         "limit": max_connections,
-        "head": HeadLimits(head_timeout=server.head_timeout, max_head_size=server.max_head_size),
+        "head": HeadLimits(
+            head_timeout=server.head_timeout, max_head_size=server.max_head_size, body_timeout=server.body_timeout
+        ),
         "per_peer": per_peer,
         "trusted": TrustedProxies(server.trusted_proxies) if per_peer else None,
         "handler_args": runner.handler_args,

@@ -106,6 +106,14 @@ class ServerConfig:
             "start for its first request, from the head's first byte for the next; then 408 and closed"
         ),
     )
+    body_timeout: float = field(
+        default=60.0,
+        metadata=_help(
+            "seconds a request body may go without a byte while the gateway waits for it (nginx's "
+            "client_body_timeout); then 408 if the answer has not begun, else the connection is closed. "
+            "Time the gateway is not reading (a slow backend holding the upload back) does not count"
+        ),
+    )
     keepalive_timeout: float = field(
         default=75.0,
         metadata=_help("seconds an idle keep-alive connection is kept after an answer (nginx's keepalive_timeout)"),
@@ -960,7 +968,11 @@ def _check(config: Config, name: Names = str) -> list[str]:
             f"{name('server.max_connections_per_peer')} = {server.max_connections_per_peer}: "
             "must be at least 0 (0: no per-address limit)"
         )
-    for key, timeout in (("head_timeout", server.head_timeout), ("keepalive_timeout", server.keepalive_timeout)):
+    for key, timeout in (
+        ("head_timeout", server.head_timeout),
+        ("body_timeout", server.body_timeout),
+        ("keepalive_timeout", server.keepalive_timeout),
+    ):
         if not 0 < timeout <= 3600:
             problems.append(f"{name('server.' + key)} = {timeout}: must be more than 0 and at most 3600 seconds")
     if not 1024 <= server.max_head_size <= 1048576:

@@ -29,6 +29,8 @@ What it does on every request:
   says (connection failures, Hadoop's ``StandbyException``; never once a
   byte of the body was read, never an unsafe method that may have reached
   a backend);
+* maps a client that stops sending its body (:class:`~gateway.serving.BodyTimeoutError`) to 408,
+  the backend's request aborted;
 * maps an unreachable backend, a broken answer, a head over the backend's
   ``max_response_head_size`` or ``max_response_headers`` and a ``101``
   nobody asked for to 502; a backend that does not connect, answer or take the request
@@ -66,6 +68,7 @@ from gateway.cookieheader import strip_cookies
 from gateway.failover import STANDBY_BODY_LIMIT, Backend, BackendSet, Failure, is_standby_answer
 from gateway.forwarded import client_view
 from gateway.log import REQUEST_ID_HEADER, proxy_logger, request_id
+from gateway.serving import BodyTimeoutError
 from gateway.upstream import (
     DEFAULT_MAX_HEAD_SIZE, DEFAULT_MAX_HEADERS, BackendError, ConnectError, ConnectTimeoutError, Connection,
     HeadTooLargeError, InterimAnswerError, Origin, ResponseHead, UpstreamClient,
@@ -588,6 +591,8 @@ class UpstreamProxy(UpstreamHeaders):
                 raise _AttemptError(UpstreamError(502, "the backend's answer head is too large"), None) from exc
             except (BackendError, OSError) as exc:
                 conn.abort()
+                if isinstance(exc.__cause__, BodyTimeoutError):  # the client, not the backend, stopped the upload
+                    raise _AttemptError(UpstreamError(408, str(exc.__cause__)), None) from exc.__cause__
                 if retry and conn.reused and not conn.answered:
                     # A kept-alive connection the backend had just closed: once more, on a fresh one.
                     proxy_logger.debug("backend dropped a kept-alive connection (%s); retrying", type(exc).__name__)

@@ -350,12 +350,13 @@ class Connection(asyncio.Protocol):
             pass
         except BaseException as exc:  # reported through the exchange, not by this task
             if self._head is None:
+                # fail, not _fail: whatever waits for the answer must learn of it now.
                 if isinstance(exc, (TimeoutError, BackendError, OSError)):
-                    self._fail(exc)
+                    self.fail(exc)
                 else:
                     failure = BackendError(f"sending the request body failed: {type(exc).__name__}")
                     failure.__cause__ = exc
-                    self._fail(failure)
+                    self.fail(failure)
 
     async def write(self, chunk: bytes) -> None:
         """Send one piece of the request body, waiting while the backend is not taking it."""

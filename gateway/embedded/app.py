@@ -21,6 +21,8 @@ from ..config import EmbeddedConfig
 from ..csrf import CsrfGuard
 from ..groups import GroupSource, groups_known
 from ..proxyusers import ProxyUsers
+from ..serving import BodyTimeoutError
+from ..wire import Fault, error_response
 from ..identity import SIGNATURE_HEADER, IdentitySigner
 from .faces import STREAMING_KEY, Face, face_for
 from .faces import alluxio, hoop, webhdfs
@@ -52,6 +54,9 @@ def _error_middleware(faces: tuple[Face, ...]) -> Any:
             if request.get(STREAMING_KEY):
                 raise
             return face.error_response(exc)
+        except BodyTimeoutError as exc:  # server.body_timeout: the store has let go of the upload
+            logger.info("request body too slow for %s %s: %s", request.method, request.path, exc)
+            return error_response(face.wire, Fault.REQUEST_TIMEOUT, str(exc))
         except ClientPayloadError as exc:
             logger.info("incomplete request body for %s %s: %s", request.method, request.path, exc)
             return face.error_response(BadRequestError("Incomplete request body"))

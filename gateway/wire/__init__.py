@@ -62,6 +62,7 @@ _BY_STATUS: MappingProxyType[int, Fault] = MappingProxyType({
     400: Fault.BAD_REQUEST,
     401: Fault.UNAUTHENTICATED,
     403: Fault.ACCESS_DENIED,
+    408: Fault.REQUEST_TIMEOUT,
     413: Fault.PAYLOAD_TOO_LARGE,
     417: Fault.EXPECTATION_FAILED,
     502: Fault.BACKEND_UNAVAILABLE,
@@ -71,7 +72,7 @@ _BY_STATUS: MappingProxyType[int, Fault] = MappingProxyType({
 
 
 def fault_for_status(status: int) -> Fault:
-    """The fault behind a status the gateway answers itself (400, 401, 403, 413, 417, 502, 503, 504).
+    """The fault behind a status the gateway answers itself (400, 401, 403, 408, 413, 417, 502, 503, 504).
 
     Raises ``ValueError`` for any other status: the gateway has no other answers of its own.
     """

@@ -26,3 +26,4 @@ class Fault(enum.Enum):
     UNAVAILABLE = enum.auto()  # the gateway itself cannot serve now (full, shutting down)
     BACKEND_TIMEOUT = enum.auto()
     QUOTA_EXCEEDED = enum.auto()  # a per-user limit is reached (open streams)
+    REQUEST_TIMEOUT = enum.auto()  # the client stopped sending its request body (server.body_timeout)

@@ -38,6 +38,7 @@ TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
     Fault.UNAVAILABLE: (503, "UNAVAILABLE"),
     Fault.BACKEND_TIMEOUT: (504, "DEADLINE_EXCEEDED"),
     Fault.QUOTA_EXCEEDED: (429, "RESOURCE_EXHAUSTED"),
+    Fault.REQUEST_TIMEOUT: (408, "DEADLINE_EXCEEDED"),
 })
 """Each fault's HTTP status and Alluxio ``Status`` name."""
 

@@ -36,6 +36,7 @@ TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
     Fault.UNAVAILABLE: (503, "ServiceUnavailableException"),
     Fault.BACKEND_TIMEOUT: (504, "BackendTimeoutException"),
     Fault.QUOTA_EXCEEDED: (429, "QuotaExceededException"),
+    Fault.REQUEST_TIMEOUT: (408, "GatewayException"),
 })
 """Each fault's HTTP status and Java exception name."""
 

@@ -33,6 +33,7 @@ TABLE: MappingProxyType[Fault, tuple[int, str]] = MappingProxyType({
     Fault.UNAVAILABLE: (503, "org.apache.hadoop.ipc.RetriableException"),
     Fault.BACKEND_TIMEOUT: (504, "java.net.SocketTimeoutException"),
     Fault.QUOTA_EXCEEDED: (429, "org.apache.hadoop.hdfs.protocol.QuotaExceededException"),
+    Fault.REQUEST_TIMEOUT: (408, "java.net.SocketTimeoutException"),
 })
 """Each fault's HTTP status and fully qualified Java class."""
 

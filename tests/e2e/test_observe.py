@@ -274,6 +274,15 @@ def test_the_admin_listener_is_never_proxied(observed: Callable[..., GatewayProc
     assert r.status_code == 404
 
 
+def test_the_admin_listener_says_server_authgateway_and_no_versions(observed: Callable[..., GatewayProcess]) -> None:
+    """As every answer of the gateway's port: not wsgiref's ``WSGIServer/0.2 CPython/3.11.x``."""
+    gw = observed()
+    for path, status in (("/healthz", 200), ("/metrics", 200), ("/readyz", 200), ("/nothing", 404)):
+        r = requests.get(f"{admin(gw)}{path}", timeout=10)
+        assert r.status_code == status, (path, r.text)
+        assert r.raw.headers.getlist("Server") == ["authgateway"], (path, r.headers)
+
+
 # -- logs ------------------------------------------------------------------------------
 
 

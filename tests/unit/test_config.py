@@ -181,8 +181,8 @@ def test_a_bad_override_is_reported_under_its_variable_not_the_key(tmp_path: Pat
         "AUTHGATEWAY_COLOUR__NAME: unknown section colour (allowed: server, cookie, auth, backend, embedded, log, groups, "
         "admin, csrf, routes, proxy_users)",
         "AUTHGATEWAY_SERVER__PORT = 'abc': must be an integer",
-        "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, forwarded_headers, head_timeout, "
-        "host, keepalive_timeout, max_connections, max_connections_per_peer, max_head_size, port, shutdown_timeout, "
+        "AUTHGATEWAY_SERVER__PROT: unknown key server.prot (allowed: access_log, body_timeout, forwarded_headers, "
+        "head_timeout, host, keepalive_timeout, max_connections, max_connections_per_peer, max_head_size, port, shutdown_timeout, "
         "tls_cert_file, tls_key_file, trusted_proxies, workers)",
         "AUTHGATEWAY_AUTH__SIMPLE__ANONYMOUS_ALLOWED = 'maybe': must be true or false",
     ]
@@ -770,15 +770,17 @@ def test_the_bounds_on_connections_and_heads_are_checked_together(tmp_path: Path
 [server]
 max_connections_per_peer = -1
 head_timeout = 0
+body_timeout = -1
 keepalive_timeout = 4000
 max_head_size = 512
 """,
     )
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
-    assert info.value.problems[:4] == [
+    assert info.value.problems[:5] == [
         "server.max_connections_per_peer = -1: must be at least 0 (0: no per-address limit)",
         "server.head_timeout = 0.0: must be more than 0 and at most 3600 seconds",
+        "server.body_timeout = -1.0: must be more than 0 and at most 3600 seconds",
         "server.keepalive_timeout = 4000.0: must be more than 0 and at most 3600 seconds",
         "server.max_head_size = 512: must be between 1024 and 1048576 bytes",
     ]
@@ -826,3 +828,6 @@ browser_useragents_regex = ["^Mozilla.*", "(unclosed"]
         "set csrf.enabled = false instead"
     ]
     assert load_config(None, env={**env, "AUTHGATEWAY_CSRF__ENABLED": "false"}).csrf.methods_to_ignore == ("GET", "PUT")
+
+
+    assert server.body_timeout == 60.0  # nginx's client_body_timeout
