@@ -791,6 +791,7 @@ def test_the_bounds_on_heads_default_to_nginx_and_hadoop() -> None:
     assert (server.head_timeout, server.keepalive_timeout, server.max_head_size, server.max_connections_per_peer) == (
         60.0, 75.0, 65536, 256
     )
+    assert server.body_timeout == 60.0  # nginx's client_body_timeout
 
 
 # -- [csrf] ------------------------------------------------------------------------------------------
@@ -829,5 +830,3 @@ browser_useragents_regex = ["^Mozilla.*", "(unclosed"]
     ]
     assert load_config(None, env={**env, "AUTHGATEWAY_CSRF__ENABLED": "false"}).csrf.methods_to_ignore == ("GET", "PUT")
 
-
-    assert server.body_timeout == 60.0  # nginx's client_body_timeout
